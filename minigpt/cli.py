@@ -1,0 +1,34 @@
+"""``minigpt <command> [options]`` — one entry point, each command implemented in its own module.
+
+Commands are imported lazily so that ``minigpt --help`` does not pay for importing JAX.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+# command → ("module:function", one-line help). Each function takes argv (list[str]) → exit code.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("minigpt.demo:main", "the main job: build a model, check the reference and JAX agree"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print("usage: minigpt <command> [options]\n\ncommands:")
+        for name, (_, help_text) in COMMANDS.items():
+            print(f"  {name:<10} {help_text}")
+        print("\nRun 'minigpt <command> --help' for a command's options.")
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"minigpt: unknown command {name!r}; choose one of {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    module, func = COMMANDS[name][0].split(":")
+    return int(getattr(importlib.import_module(module), func)(rest) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,204 @@
+"""The GPT in Flax NNX: the same network as ``minigpt.reference``, line for line, jit-ready.
+
+The modules own parameters named exactly like the reference layout (``minigpt.params``):
+``model.h[0].attn.c_attn.weight`` is ``params["h"][0]["attn"]["c_attn"]["weight"]``, stored
+``(in, out)``. Converting between the two is therefore a rename-free copy.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from minigpt.config import GPTConfig
+from minigpt.params import Params, param_shapes, params_dtype, unflatten_params, validate_params
+from minigpt.validation import check_targets, check_tokens
+
+
+class Linear(nnx.Module):
+    """y = x W + b, W: (in, out) ~ N(0, std²)."""
+
+    def __init__(self, d_in: int, d_out: int, *, bias: bool, std: float, rngs: nnx.Rngs, dtype=jnp.float32):
+        self.weight = nnx.Param(jax.random.normal(rngs.params(), (d_in, d_out), dtype) * std)
+        self.bias = nnx.Param(jnp.zeros((d_out,), dtype)) if bias else None
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        y = x @ self.weight[...]
+        return y if self.bias is None else y + self.bias[...]
+
+
+class LayerNorm(nnx.Module):
+    """(x − μ) / √(σ² + ε) · γ + β over the last axis."""
+
+    def __init__(self, dim: int, *, bias: bool, eps: float, dtype=jnp.float32):
+        self.weight = nnx.Param(jnp.ones((dim,), dtype))
+        self.bias = nnx.Param(jnp.zeros((dim,), dtype)) if bias else None
+        self.eps = eps
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        mu = jnp.mean(x, axis=-1, keepdims=True)  # (..., 1)
+        var = jnp.mean(jnp.square(x - mu), axis=-1, keepdims=True)  # (..., 1)
+        y = (x - mu) * jax.lax.rsqrt(var + self.eps) * self.weight[...]
+        return y if self.bias is None else y + self.bias[...]
+
+
+class Embedding(nnx.Module):
+    """A table of rows; row i is the vector of id i."""
+
+    def __init__(self, num: int, dim: int, *, rngs: nnx.Rngs, dtype=jnp.float32):
+        self.weight = nnx.Param(jax.random.normal(rngs.params(), (num, dim), dtype) * 0.02)
+
+    def __call__(self, ids: jax.Array) -> jax.Array:
+        # mode="fill": an out-of-range id inside jit gives NaN instead of JAX's silent clamp.
+        return jnp.take(self.weight[...], ids, axis=0, mode="fill", fill_value=jnp.nan)
+
+
+class CausalSelfAttention(nnx.Module):
+    """MultiHead(x) = Concat(head_1..head_H) Wᴼ with head_i = softmax(Q_i K_iᵀ/√d_k + M) V_i."""
+
+    def __init__(self, cfg: GPTConfig, *, rngs: nnx.Rngs, dtype=jnp.float32):
+        C = cfg.n_embd
+        self.c_attn = Linear(C, 3 * C, bias=cfg.bias, std=0.02, rngs=rngs, dtype=dtype)
+        self.c_proj = Linear(C, C, bias=cfg.bias, std=0.02 / math.sqrt(2 * cfg.n_layer), rngs=rngs, dtype=dtype)
+        self.attn_dropout = nnx.Dropout(cfg.dropout, rngs=rngs)
+        self.resid_dropout = nnx.Dropout(cfg.dropout, rngs=rngs)
+        self.n_head = cfg.n_head
+
+    def __call__(self, x: jax.Array, *, return_weights: bool = False):
+        B, T, C = x.shape
+        H = self.n_head
+        q, k, v = jnp.split(self.c_attn(x), 3, axis=-1)  # 3 × (B, T, C)
+        q, k, v = (t.reshape(B, T, H, C // H).transpose(0, 2, 1, 3) for t in (q, k, v))  # (B, H, T, d_k)
+        scores = q @ k.swapaxes(-1, -2) / math.sqrt(C // H)  # (B, H, T, T)
+        causal = jnp.tril(jnp.ones((T, T), dtype=bool))
+        weights = jax.nn.softmax(jnp.where(causal, scores, -jnp.inf), axis=-1)  # (B, H, T, T)
+        y = self.attn_dropout(weights) @ v  # (B, H, T, d_k)
+        y = y.transpose(0, 2, 1, 3).reshape(B, T, C)  # Concat(heads)
+        y = self.resid_dropout(self.c_proj(y))
+        return (y, weights) if return_weights else y
+
+
+class MLP(nnx.Module):
+    """GELU(x W_fc + b_fc) W_proj + b_proj, C → 4C → C."""
+
+    def __init__(self, cfg: GPTConfig, *, rngs: nnx.Rngs, dtype=jnp.float32):
+        C = cfg.n_embd
+        self.c_fc = Linear(C, 4 * C, bias=cfg.bias, std=0.02, rngs=rngs, dtype=dtype)
+        self.c_proj = Linear(4 * C, C, bias=cfg.bias, std=0.02 / math.sqrt(2 * cfg.n_layer), rngs=rngs, dtype=dtype)
+        self.dropout = nnx.Dropout(cfg.dropout, rngs=rngs)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return self.dropout(self.c_proj(jax.nn.gelu(self.c_fc(x), approximate=True)))
+
+
+class Block(nnx.Module):
+    """x + MHA(LN₁(x)), then + MLP(LN₂(·))."""
+
+    def __init__(self, cfg: GPTConfig, *, rngs: nnx.Rngs, dtype=jnp.float32):
+        self.ln_1 = LayerNorm(cfg.n_embd, bias=cfg.bias, eps=cfg.layer_norm_eps, dtype=dtype)
+        self.attn = CausalSelfAttention(cfg, rngs=rngs, dtype=dtype)
+        self.ln_2 = LayerNorm(cfg.n_embd, bias=cfg.bias, eps=cfg.layer_norm_eps, dtype=dtype)
+        self.mlp = MLP(cfg, rngs=rngs, dtype=dtype)
+
+    def __call__(self, x: jax.Array, *, return_weights: bool = False):
+        a, weights = self.attn(self.ln_1(x), return_weights=True)
+        x = x + a
+        x = x + self.mlp(self.ln_2(x))
+        return (x, weights) if return_weights else x
+
+
+class GPT(nnx.Module):
+    """Decoder-only Transformer: logits = LN_f(Blocks(wte[x] + wpe[t])) · wteᵀ."""
+
+    def __init__(self, cfg: GPTConfig, *, rngs: nnx.Rngs, dtype=jnp.float32):
+        self.cfg = cfg
+        self.wte = Embedding(cfg.vocab_size, cfg.n_embd, rngs=rngs, dtype=dtype)
+        self.wpe = Embedding(cfg.block_size, cfg.n_embd, rngs=rngs, dtype=dtype)
+        self.drop = nnx.Dropout(cfg.dropout, rngs=rngs)
+        self.h = nnx.List([Block(cfg, rngs=rngs, dtype=dtype) for _ in range(cfg.n_layer)])
+        self.ln_f = LayerNorm(cfg.n_embd, bias=cfg.bias, eps=cfg.layer_norm_eps, dtype=dtype)
+
+    def embed(self, idx: jax.Array) -> jax.Array:
+        T = idx.shape[1]
+        return self.drop(self.wte(idx) + self.wpe(jnp.arange(T)))  # (B, T, C)
+
+    def hidden_states(self, idx: jax.Array) -> jax.Array:
+        """LN_f(hᴸ), (B, T, C)."""
+        check_tokens(idx, self.cfg)
+        x = self.embed(idx)
+        for block in self.h:
+            x = block(x)
+        return self.ln_f(x)
+
+    def __call__(self, idx: jax.Array) -> jax.Array:
+        """Logits (B, T, V) for token ids (B, T)."""
+        return self.hidden_states(idx) @ self.wte.weight[...].T  # (B, T, V)
+
+    def attention_weights(self, idx: jax.Array) -> jax.Array:
+        """Per-layer, per-head attention weights (L, B, H, T, T)."""
+        check_tokens(idx, self.cfg)
+        x = self.embed(idx)
+        maps = []
+        for block in self.h:
+            x, w = block(x, return_weights=True)
+            maps.append(w)
+        return jnp.stack(maps)
+
+    def loss(self, idx: jax.Array, targets: jax.Array, ignore_index: int = -1) -> jax.Array:
+        """−(1/N) Σ log P(targets | idx) over targets ≠ ignore_index (the causal log-likelihood)."""
+        check_targets(targets, idx.shape, self.cfg, ignore_index)
+        return cross_entropy(self(idx), targets, ignore_index)
+
+    # -- the shared layout -------------------------------------------------------------------
+    @classmethod
+    def from_params(cls, params: Params, cfg: GPTConfig, *, seed: int = 0) -> GPT:
+        """A model holding exactly ``params`` (reference layout); ``seed`` drives dropout only."""
+        return from_params(params, cfg, seed=seed)
+
+    def to_params(self) -> Params:
+        """The parameters as a reference-layout dict of NumPy arrays."""
+        return to_params(self)
+
+
+def cross_entropy(logits: jax.Array, targets: jax.Array, ignore_index: int = -1) -> jax.Array:
+    """Mean over kept positions of −log softmax(logits)[target]."""
+    logp = jax.nn.log_softmax(logits, axis=-1)  # (B, T, V)
+    keep = targets != ignore_index  # (B, T)
+    safe = jnp.where(keep, targets, 0)
+    nll = -jnp.take_along_axis(logp, safe[..., None], axis=-1)[..., 0]  # (B, T)
+    return jnp.sum(nll * keep) / jnp.maximum(jnp.sum(keep), 1).astype(logits.dtype)
+
+
+def _variable(model: GPT, name: str) -> nnx.Variable:
+    node = model
+    for part in name.split("."):
+        node = node[int(part)] if part.isdigit() else getattr(node, part, None)
+        if node is None:
+            raise ValueError(f"the Flax model has no parameter {name!r}")
+    return node
+
+
+def from_params(params: Params, cfg: GPTConfig, *, seed: int = 0) -> GPT:
+    """Build a ``GPT`` holding ``params`` (validated by name and shape first)."""
+    validate_params(params, cfg)
+    dtype = params_dtype(params)
+    if dtype == np.float64 and not jax.config.jax_enable_x64:
+        raise ValueError(
+            "params are float64 but JAX would silently store them as float32; "
+            "call jax.config.update('jax_enable_x64', True) first, or cast params to float32"
+        )
+    model = GPT(cfg, rngs=nnx.Rngs(params=seed, dropout=seed), dtype=dtype)
+    from minigpt.params import flatten_params
+
+    for name, value in flatten_params(params).items():
+        _variable(model, name).value = jnp.asarray(value, dtype=dtype)
+    return model
+
+
+def to_params(model: GPT) -> Params:
+    """Copy the model's parameters out as a reference-layout dict of NumPy arrays."""
+    return unflatten_params({name: np.asarray(_variable(model, name).value) for name in param_shapes(model.cfg)})

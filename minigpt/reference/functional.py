@@ -1,0 +1,115 @@
+"""The textbook pieces of a GPT, in plain NumPy.
+
+Every function keeps the dtype of its inputs: constants are Python floats (NumPy treats them
+as "weak" and does not promote), never NumPy float64 scalars, which would silently turn a
+float32 computation into a float64 one on NumPy 2.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """softmax(x)_i = exp(x_i - max x) / Σ_j exp(x_j - max x).
+
+    Subtracting the max changes nothing mathematically and keeps exp() from overflowing.
+    """
+    z = x - np.max(x, axis=axis, keepdims=True)
+    e = np.exp(z)
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+def log_softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """log softmax(x)_i = x_i - max x - log Σ_j exp(x_j - max x)."""
+    z = x - np.max(x, axis=axis, keepdims=True)
+    return z - np.log(np.sum(np.exp(z), axis=axis, keepdims=True))
+
+
+def layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, eps: float = 1e-5) -> np.ndarray:
+    """LayerNorm(x) = (x - μ) / √(σ² + ε) · γ + β over the last axis (biased variance)."""
+    mu = np.mean(x, axis=-1, keepdims=True)  # (..., 1)
+    var = np.mean((x - mu) ** 2, axis=-1, keepdims=True)  # (..., 1)
+    y = (x - mu) / np.sqrt(var + eps) * weight
+    return y if bias is None else y + bias
+
+
+def gelu(x: np.ndarray) -> np.ndarray:
+    """GPT-2's GELU, tanh form: ½x(1 + tanh(√(2/π)(x + 0.044715x³)))."""
+    return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)))
+
+
+def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
+    """y = x W + b with W stored (in, out), as in GPT-2's Conv1D."""
+    y = x @ weight
+    return y if bias is None else y + bias
+
+
+def causal_mask(T: int, dtype: np.dtype | type = np.float32) -> np.ndarray:
+    """Additive mask M (T, T): 0 where key j ≤ query i, -∞ where j > i (the future)."""
+    future = np.triu(np.ones((T, T), dtype=bool), k=1)
+    return np.where(future, -np.inf, 0.0).astype(dtype)
+
+
+def scaled_dot_product_attention(
+    q: np.ndarray,
+    k: np.ndarray,
+    v: np.ndarray,
+    mask: np.ndarray | None = None,
+    *,
+    return_weights: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """Attention(Q, K, V) = softmax(QKᵀ/√d_k + M) V.
+
+    q: (..., T_q, d_k), k: (..., T_k, d_k), v: (..., T_k, d_v); mask: additive, broadcastable
+    to (..., T_q, T_k), with -∞ at the pairs that must not attend. Returns (..., T_q, d_v),
+    and the weights A = softmax(...) (..., T_q, T_k) too when ``return_weights``.
+    """
+    d_k = q.shape[-1]
+    scores = q @ np.swapaxes(k, -1, -2) / math.sqrt(d_k)  # (..., T_q, T_k)
+    if mask is not None:
+        scores = scores + mask.astype(scores.dtype)
+    weights = softmax(scores, axis=-1)  # (..., T_q, T_k)
+    out = weights @ v  # (..., T_q, d_v)
+    return (out, weights) if return_weights else out
+
+
+def split_heads(x: np.ndarray, n_head: int) -> np.ndarray:
+    """(B, T, C) → (B, H, T, C/H): head h owns channels [h·d_k, (h+1)·d_k)."""
+    B, T, C = x.shape
+    return x.reshape(B, T, n_head, C // n_head).transpose(0, 2, 1, 3)
+
+
+def merge_heads(x: np.ndarray) -> np.ndarray:
+    """(B, H, T, d_k) → (B, T, H·d_k): Concat(head_1, …, head_H) along channels."""
+    B, H, T, d_k = x.shape
+    return x.transpose(0, 2, 1, 3).reshape(B, T, H * d_k)
+
+
+def multi_head_attention(
+    x: np.ndarray,
+    attn: dict,
+    n_head: int,
+    *,
+    return_weights: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """Causal MultiHead(x) = Concat(head_1, …, head_H) Wᴼ, head_i = Attention(x W_i^Q, x W_i^K, x W_i^V).
+
+    ``attn`` holds GPT-2's fused projection ``c_attn`` (C → 3C: [Q | K | V]) and the output
+    projection ``c_proj`` (Wᴼ, C → C), each ``{"weight": (in, out), "bias": (out,)}``.
+    x: (B, T, C) → (B, T, C); weights (B, H, T, T) too when ``return_weights``.
+    """
+    T = x.shape[-2]
+    qkv = linear(x, attn["c_attn"]["weight"], attn["c_attn"].get("bias"))  # (B, T, 3C)
+    q, k, v = (split_heads(t, n_head) for t in np.split(qkv, 3, axis=-1))  # 3 × (B, H, T, d_k)
+    out, weights = scaled_dot_product_attention(q, k, v, causal_mask(T, x.dtype), return_weights=True)
+    y = linear(merge_heads(out), attn["c_proj"]["weight"], attn["c_proj"].get("bias"))  # (B, T, C)
+    return (y, weights) if return_weights else y
+
+
+def mlp(x: np.ndarray, mlp_params: dict) -> np.ndarray:
+    """MLP(x) = GELU(x W_fc + b_fc) W_proj + b_proj, widening C → 4C → C."""
+    h = gelu(linear(x, mlp_params["c_fc"]["weight"], mlp_params["c_fc"].get("bias")))  # (B, T, 4C)
+    return linear(h, mlp_params["c_proj"]["weight"], mlp_params["c_proj"].get("bias"))  # (B, T, C)

@@ -1,0 +1,96 @@
+"""The whole GPT in NumPy: init, forward, and the causal language-model loss.
+
+    h⁰ = wte[x] + wpe[0..T-1]
+    hˡ = hˡ⁻¹ + MHA(LN₁(hˡ⁻¹));  hˡ = hˡ + MLP(LN₂(hˡ))        for l = 1..L
+    logits = LN_f(hᴸ) · wteᵀ                                     (lm head tied to wte)
+    L(θ) = −(1/N) Σ_i log P(x_{i+1} | x_≤i; θ)
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from minigpt.config import GPTConfig
+from minigpt.params import Params, param_shapes, unflatten_params, validate_params
+from minigpt.reference.functional import layer_norm, log_softmax, mlp, multi_head_attention
+from minigpt.validation import check_targets, check_tokens
+
+
+def init_params(cfg: GPTConfig, seed: int = 0, dtype: np.dtype | type = np.float32) -> Params:
+    """GPT-2's initialisation: weights ~ N(0, 0.02), the residual projections (attn.c_proj,
+    mlp.c_proj) ~ N(0, 0.02/√(2L)) so the residual stream's variance does not grow with depth;
+    biases 0, LayerNorm γ=1, β=0."""
+    rng = np.random.default_rng(seed)
+    flat = {}
+    for name, shape in param_shapes(cfg).items():
+        if name.endswith(".bias"):
+            flat[name] = np.zeros(shape, dtype)
+        elif ".ln_" in name or name.startswith("ln_f"):
+            flat[name] = np.ones(shape, dtype)
+        else:
+            std = 0.02 / math.sqrt(2 * cfg.n_layer) if name.endswith("c_proj.weight") else 0.02
+            flat[name] = (rng.standard_normal(shape) * std).astype(dtype)
+    return unflatten_params(flat)
+
+
+def block(x: np.ndarray, p: dict, cfg: GPTConfig, *, return_weights: bool = False):
+    """One pre-LayerNorm Transformer block: x + MHA(LN₁(x)), then + MLP(LN₂(·)). (B, T, C) → (B, T, C)."""
+    a, weights = multi_head_attention(
+        layer_norm(x, p["ln_1"]["weight"], p["ln_1"].get("bias"), cfg.layer_norm_eps),
+        p["attn"],
+        cfg.n_head,
+        return_weights=True,
+    )
+    x = x + a
+    x = x + mlp(layer_norm(x, p["ln_2"]["weight"], p["ln_2"].get("bias"), cfg.layer_norm_eps), p["mlp"])
+    return (x, weights) if return_weights else x
+
+
+def hidden_states(params: Params, idx: np.ndarray, cfg: GPTConfig) -> np.ndarray:
+    """The final normalised hidden states LN_f(hᴸ), (B, T, C)."""
+    T = idx.shape[1]
+    x = params["wte"]["weight"][idx] + params["wpe"]["weight"][:T]  # (B, T, C)
+    for p in params["h"]:
+        x = block(x, p, cfg)
+    return layer_norm(x, params["ln_f"]["weight"], params["ln_f"].get("bias"), cfg.layer_norm_eps)
+
+
+def forward(params: Params, idx: np.ndarray, cfg: GPTConfig) -> np.ndarray:
+    """Logits (B, T, V) for token ids idx (B, T); position t sees tokens 0..t only."""
+    check_tokens(idx, cfg)
+    validate_params(params, cfg)
+    return hidden_states(params, np.asarray(idx), cfg) @ params["wte"]["weight"].T  # (B, T, V)
+
+
+def attention_weights(params: Params, idx: np.ndarray, cfg: GPTConfig) -> np.ndarray:
+    """Per-layer, per-head attention weights A (L, B, H, T, T) for the sequence idx (B, T)."""
+    check_tokens(idx, cfg)
+    validate_params(params, cfg)
+    idx = np.asarray(idx)
+    x = params["wte"]["weight"][idx] + params["wpe"]["weight"][: idx.shape[1]]
+    maps = []
+    for p in params["h"]:
+        x, w = block(x, p, cfg, return_weights=True)
+        maps.append(w)
+    return np.stack(maps)
+
+
+def cross_entropy(logits: np.ndarray, targets: np.ndarray, ignore_index: int = -1) -> np.ndarray:
+    """Mean over kept positions of −log softmax(logits)[target]; targets == ignore_index are skipped."""
+    logp = log_softmax(logits, axis=-1)  # (B, T, V)
+    keep = targets != ignore_index  # (B, T)
+    safe = np.where(keep, targets, 0)
+    nll = -np.take_along_axis(logp, safe[..., None], axis=-1)[..., 0]  # (B, T)
+    return np.sum(nll * keep) / np.sum(keep).astype(logits.dtype)
+
+
+def loss(params: Params, idx: np.ndarray, targets: np.ndarray, cfg: GPTConfig, ignore_index: int = -1) -> np.ndarray:
+    """L(θ) = −(1/N) Σ log P(targets | idx; θ) over the N targets that are not ``ignore_index``.
+
+    For language modelling, targets[:, t] = idx[:, t+1]: the loss is the causal log-likelihood.
+    Returns a 0-d array in the parameters' dtype.
+    """
+    check_targets(targets, idx.shape, cfg, ignore_index)
+    return cross_entropy(forward(params, idx, cfg), np.asarray(targets), ignore_index)

@@ -1,0 +1,36 @@
+"""Shared test set-up: hypothesis profiles and float64 helpers.
+
+Profiles: ``ci`` (default under CI=true) is derandomized, so a red run is reproducible;
+``dev`` explores new examples each run. Select with HYPOTHESIS_PROFILE=ci|dev.
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax
+import pytest
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "ci",
+    derandomize=True,
+    max_examples=25,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.register_profile(
+    "dev",
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+
+@pytest.fixture
+def x64():
+    """Run the test body with JAX float64 enabled (restored afterwards)."""
+    with jax.enable_x64(True):
+        yield
