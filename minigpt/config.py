@@ -37,7 +37,8 @@ class GPTConfig:
         if self.n_embd % self.n_head != 0:
             raise ValueError(
                 f"GPTConfig.n_embd={self.n_embd} is not divisible by n_head={self.n_head}; "
-                f"choose n_embd as a multiple of n_head (e.g. n_embd={self.n_head * max(1, self.n_embd // self.n_head)})"
+                f"choose n_embd as a multiple of n_head "
+                f"(e.g. n_embd={self.n_head * max(1, self.n_embd // self.n_head)})"
             )
         if not isinstance(self.bias, bool):
             raise ValueError(f"GPTConfig.bias must be True or False, got {self.bias!r}")

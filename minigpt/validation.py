@@ -37,8 +37,7 @@ def check_tokens(idx: Any, cfg: GPTConfig, name: str = "idx") -> None:
     _int_dtype(idx, name)
     if len(idx.shape) != 2:
         raise ValueError(
-            f"{name} must have rank 2 (B, T), got shape {tuple(idx.shape)}; "
-            f"for a single sequence use {name}[None, :]"
+            f"{name} must have rank 2 (B, T), got shape {tuple(idx.shape)}; for a single sequence use {name}[None, :]"
         )
     B, T = idx.shape
     if B < 1 or T < 1:
@@ -63,7 +62,9 @@ def check_targets(targets: Any, idx_shape: tuple[int, ...], cfg: GPTConfig, igno
     """``targets`` must match ``idx``'s shape, hold ids in [0, V) or ``ignore_index``, not all ignored."""
     _int_dtype(targets, "targets")
     if tuple(targets.shape) != tuple(idx_shape):
-        raise ValueError(f"targets have shape {tuple(targets.shape)} but idx has shape {tuple(idx_shape)}; they must match")
+        raise ValueError(
+            f"targets have shape {tuple(targets.shape)} but idx has shape {tuple(idx_shape)}; they must match"
+        )
     if _is_traced(targets):
         return
     values = np.asarray(targets)

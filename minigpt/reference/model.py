@@ -1,9 +1,9 @@
 """The whole GPT in NumPy: init, forward, and the causal language-model loss.
 
-    h⁰ = wte[x] + wpe[0..T-1]
-    hˡ = hˡ⁻¹ + MHA(LN₁(hˡ⁻¹));  hˡ = hˡ + MLP(LN₂(hˡ))        for l = 1..L
-    logits = LN_f(hᴸ) · wteᵀ                                     (lm head tied to wte)
-    L(θ) = −(1/N) Σ_i log P(x_{i+1} | x_≤i; θ)
+h⁰ = wte[x] + wpe[0..T-1]
+hˡ = hˡ⁻¹ + MHA(LN₁(hˡ⁻¹));  hˡ = hˡ + MLP(LN₂(hˡ))        for l = 1..L
+logits = LN_f(hᴸ) · wteᵀ                                     (lm head tied to wte)
+L(θ) = −(1/N) Σ_i log P(x_{i+1} | x_≤i; θ)
 """
 
 from __future__ import annotations
