@@ -118,3 +118,14 @@ def params_dtype(params: Params) -> np.dtype:
 def map_params(fn: Any, params: Params) -> Params:
     """Apply ``fn`` to every tensor, keeping the layout."""
     return unflatten_params({k: fn(v) for k, v in flatten_params(params).items()})
+
+
+def weight_decay_mask(params: Params) -> Params:
+    """True where AdamW applies weight decay: the matrices of the Linear layers (c_attn, c_proj, c_fc).
+
+    As in GPT-2/minGPT practice, biases, LayerNorm gains and the embeddings (wte, which is also the
+    tied lm head, and wpe) are not decayed. Same layout as ``params``; shared by the NumPy AdamW and Optax.
+    """
+    return unflatten_params(
+        {name: name.endswith(".weight") and (".attn." in name or ".mlp." in name) for name in flatten_params(params)}
+    )
