@@ -15,7 +15,7 @@ import numpy as np
 from flax import nnx
 
 from minigpt.config import GPTConfig
-from minigpt.params import Params, param_shapes, params_dtype, unflatten_params, validate_params
+from minigpt.params import Params, flatten_params, param_shapes, params_dtype, unflatten_params, validate_params
 from minigpt.validation import check_targets, check_tokens
 
 
@@ -183,7 +183,12 @@ def _variable(model: GPT, name: str) -> nnx.Variable:
 
 
 def from_params(params: Params, cfg: GPTConfig, *, seed: int = 0) -> GPT:
-    """Build a ``GPT`` holding ``params`` (validated by name and shape first)."""
+    """Build a ``GPT`` holding ``params`` (validated by name and shape first).
+
+    The module tree is built abstractly (``nnx.eval_shape``: no random init to compute, which
+    costs seconds of per-shape compilation) and then filled: Params from ``params``, each
+    dropout stream with its own key derived from ``seed``.
+    """
     validate_params(params, cfg)
     dtype = params_dtype(params)
     if dtype == np.float64 and not jax.config.jax_enable_x64:
@@ -191,14 +196,23 @@ def from_params(params: Params, cfg: GPTConfig, *, seed: int = 0) -> GPT:
             "params are float64 but JAX would silently store them as float32; "
             "call jax.config.update('jax_enable_x64', True) first, or cast params to float32"
         )
-    model = GPT(cfg, rngs=nnx.Rngs(params=seed, dropout=seed), dtype=dtype)
-    from minigpt.params import flatten_params
-
-    for name, value in flatten_params(params).items():
-        _variable(model, name).value = jnp.asarray(value, dtype=dtype)
-    return model
+    abstract = nnx.eval_shape(lambda: GPT(cfg, rngs=nnx.Rngs(params=0, dropout=seed), dtype=dtype))
+    graphdef, state = nnx.split(abstract)
+    flat, key = flatten_params(params), jax.random.key(seed)
+    filled = []
+    for i, (path, var) in enumerate(nnx.to_flat_state(state)):
+        if isinstance(var, nnx.Param):
+            value = jnp.asarray(flat[".".join(map(str, path))], dtype=dtype)
+        elif isinstance(var, nnx.RngKey):
+            value = jax.random.fold_in(key, i)
+        elif isinstance(var, nnx.RngCount):
+            value = jnp.zeros((), jnp.uint32)
+        else:  # pragma: no cover - the model has no other state
+            raise TypeError(f"unexpected state {path} of type {type(var).__name__}")
+        filled.append((path, var.replace(value)))
+    return nnx.merge(graphdef, nnx.from_flat_state(filled))
 
 
 def to_params(model: GPT) -> Params:
     """Copy the model's parameters out as a reference-layout dict of NumPy arrays."""
-    return unflatten_params({name: np.asarray(_variable(model, name).value) for name in param_shapes(model.cfg)})
+    return unflatten_params({name: np.asarray(_variable(model, name).get_value()) for name in param_shapes(model.cfg)})

@@ -18,19 +18,22 @@ settings.register_profile(
     max_examples=25,
     deadline=None,
     print_blob=True,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
 )
 settings.register_profile(
     "dev",
     max_examples=25,
     deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
 
 @pytest.fixture
 def x64():
-    """Run the test body with JAX float64 enabled (restored afterwards)."""
+    """Run the test body with JAX float64 enabled (restored afterwards).
+
+    Safe with @given: the context stays on for all examples and holds no per-example state.
+    """
     with jax.enable_x64(True):
         yield
