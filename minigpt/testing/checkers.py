@@ -1,0 +1,500 @@
+"""Checkers for course assignments: a student's function against the reference, with a diagnosis.
+
+Each ``check_*`` runs the student's function on hypothesis-drawn inputs (derandomized, so every
+student sees the same examples), compares it with ``minigpt.reference`` in float64 and, on the
+first mismatch, lets hypothesis shrink the input to the smallest one that still fails. The
+``AssertionError`` says what is wrong in words, found by matching the student's output against a
+zoo of known mistakes (softmax over the wrong axis, no 1/√d_k, heads split in the wrong order, …),
+and shows that smallest input.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+from minigpt.config import GPTConfig
+from minigpt.reference import functional as F
+from minigpt.reference import model as M
+from minigpt.testing.strategies import configs, seeds
+
+Mistake = tuple[str, Callable[..., Any]]  # (message, what the function returns with that mistake)
+
+
+def _describe(inputs: dict[str, Any]) -> str:
+    lines = []
+    for name, value in inputs.items():
+        if isinstance(value, np.ndarray):
+            text = f"array of shape {value.shape}"
+            if value.size <= 16:
+                text += ":\n      " + np.array2string(value, precision=4, suppress_small=True).replace("\n", "\n      ")
+            lines.append(f"  {name} = {text}")
+        elif isinstance(value, dict):
+            lines.append(f"  {name} = <parameters: {', '.join(value)}>")
+        else:
+            lines.append(f"  {name} = {value!r}")
+    return "\n".join(lines)
+
+
+def _compare(
+    got: Any,
+    want: np.ndarray,
+    inputs: dict[str, Any],
+    mistakes: list[Mistake],
+    *,
+    what: str,
+    rtol: float = 1e-6,
+    atol: float = 1e-9,
+) -> None:
+    """Raise an AssertionError that names the mistake, or return if ``got`` matches ``want``."""
+    smallest = "\nSmallest failing input:\n" + _describe(inputs)
+    got = np.asarray(got)
+    if got.shape != want.shape:
+        raise AssertionError(f"{what}: your output has shape {got.shape}, expected shape {want.shape}.{smallest}")
+    if np.issubdtype(got.dtype, np.floating) and got.dtype != want.dtype:
+        raise AssertionError(
+            f"{what}: your output has dtype {got.dtype} for {want.dtype} input; keep the input's dtype "
+            f"(use Python floats or math.sqrt for constants).{smallest}"
+        )
+    if np.allclose(got, want, rtol=rtol, atol=atol):
+        return
+    if np.any(~np.isfinite(got)) and np.all(np.isfinite(want)):
+        raise AssertionError(
+            f"{what}: your output contains inf/NaN where the right answer is finite — exp() overflowed? "
+            f"Subtract the maximum before exponentiating.{smallest}"
+        )
+    for message, mistake in mistakes:
+        with np.errstate(all="ignore"):
+            try:
+                wrong = np.asarray(mistake())
+            except Exception:  # noqa: BLE001 - a mistake that cannot run on this input does not match
+                continue
+        if wrong.shape == got.shape and not np.allclose(wrong, want, rtol=rtol, atol=atol):
+            if np.allclose(got, wrong, rtol=rtol, atol=atol):
+                raise AssertionError(f"{what}: {message}{smallest}")
+    err = np.abs(got - want)
+    where = np.unravel_index(np.nanargmax(err), err.shape)
+    raise AssertionError(
+        f"{what}: your output differs from the reference by up to {np.nanmax(err):.3g} "
+        f"(at index {tuple(int(i) for i in where)}: yours {got[where]:.6g}, expected {want[where]:.6g}).{smallest}"
+    )
+
+
+def _call(fn: Callable, what: str, inputs: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+    try:
+        return fn(*args, **kwargs)
+    except Exception as e:  # noqa: BLE001 - a student's crash becomes a readable failure
+        raise AssertionError(
+            f"{what}: your function raised {type(e).__name__}: {e}\nOn input:\n{_describe(inputs)}"
+        ) from e
+
+
+def _run(prop: Callable[[Any], None], strategy: st.SearchStrategy, max_examples: int) -> None:
+    runner = settings(
+        max_examples=max_examples,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        phases=[Phase.explicit, Phase.generate, Phase.shrink],
+        suppress_health_check=list(HealthCheck),
+        print_blob=False,
+        report_multiple_bugs=False,
+    )(given(strategy)(prop))
+    runner()
+
+
+def _arrays(draw: st.DrawFn, shape: tuple[int, ...], scale: float = 1.0) -> np.ndarray:
+    return np.random.default_rng(draw(seeds())).standard_normal(shape) * scale
+
+
+# -- softmax ---------------------------------------------------------------------------------------
+
+
+def _softmax_no_max(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x)
+    return e / e.sum(-1, keepdims=True)
+
+
+def check_softmax(fn: Callable[[np.ndarray], np.ndarray], max_examples: int = 50) -> None:
+    """``fn(x)`` must return softmax over the last axis of x (any shape), stable for large inputs."""
+
+    @st.composite
+    def inputs(draw):
+        shape = tuple(draw(st.lists(st.integers(1, 4), min_size=1, max_size=3)))
+        return _arrays(draw, shape, draw(st.sampled_from([1.0, 5.0, 1000.0])))
+
+    def prop(x):
+        ins = {"x": x}
+        got = _call(fn, "softmax", ins, x.copy())
+        wrong_axis = "softmax taken over the wrong axis: each row along the LAST axis must sum to 1."
+        _compare(
+            got,
+            F.softmax(x),
+            ins,
+            [(wrong_axis, lambda a=axis: F.softmax(x, axis=a)) for axis in range(x.ndim - 1)]
+            + [
+                ("you exponentiated but did not divide by the sum of exponentials.", lambda: np.exp(x)),
+                (
+                    "you exponentiated but did not divide by the sum of exponentials.",
+                    lambda: np.exp(x - x.max(-1, keepdims=True)),
+                ),
+            ],
+            what="softmax",
+        )
+
+    _run(prop, inputs(), max_examples)
+
+
+# -- layer norm ------------------------------------------------------------------------------------
+
+
+def check_layer_norm(fn: Callable[..., np.ndarray], max_examples: int = 50) -> None:
+    """``fn(x, weight, bias, eps)`` must return (x − μ)/√(σ² + ε)·γ + β over the last axis (biased σ²)."""
+
+    @st.composite
+    def inputs(draw):
+        shape = (draw(st.integers(1, 3)), draw(st.integers(1, 4)), draw(st.integers(2, 8)))
+        x = _arrays(draw, shape) * 3 + 1
+        g, b = _arrays(draw, (shape[-1],)) + 1, _arrays(draw, (shape[-1],))
+        return x, g, b, draw(st.sampled_from([1e-5, 0.1, 1.0]))
+
+    def prop(example):
+        x, g, b, eps = example
+        ins = {"x": x, "weight": g, "bias": b, "eps": eps}
+        got = _call(fn, "layer_norm", ins, x.copy(), g.copy(), b.copy(), eps)
+        mu, var = x.mean(-1, keepdims=True), x.var(-1, keepdims=True)
+        _compare(
+            got,
+            F.layer_norm(x, g, b, eps),
+            ins,
+            [
+                (
+                    "you used the unbiased variance (÷(C−1)); LayerNorm divides by C.",
+                    lambda: (x - mu) / np.sqrt(x.var(-1, ddof=1, keepdims=True) + eps) * g + b,
+                ),
+                (
+                    "ε belongs inside the square root: √(σ² + ε), not √σ² + ε.",
+                    lambda: (x - mu) / (np.sqrt(var) + eps) * g + b,
+                ),
+                ("the gain γ (weight) and bias β were not applied.", lambda: (x - mu) / np.sqrt(var + eps)),
+                (
+                    "normalised over the wrong axis: statistics are taken over the last (channel) axis.",
+                    lambda: (x - x.mean(0)) / np.sqrt(x.var(0) + eps) * g + b,
+                ),
+            ],
+            what="layer_norm",
+        )
+
+    _run(prop, inputs(), max_examples)
+
+
+# -- attention -------------------------------------------------------------------------------------
+
+
+def _attn(q, k, v, mask, *, scale=None, axis=-1, apply_mask=True):
+    d_k = q.shape[-1]
+    scores = q @ np.swapaxes(k, -1, -2) / (math.sqrt(d_k) if scale is None else scale)
+    if mask is not None and apply_mask:
+        scores = scores + mask
+    return F.softmax(scores, axis=axis) @ v
+
+
+def check_attention(fn: Callable[..., np.ndarray], max_examples: int = 50) -> None:
+    """``fn(q, k, v, mask)`` must return softmax(QKᵀ/√d_k + mask)V; mask is additive (0 / −∞) or None."""
+
+    @st.composite
+    def inputs(draw):
+        B, T, d_k, d_v = (draw(st.integers(1, n)) for n in (2, 6, 6, 5))
+        T = max(T, 2)
+        d_k = max(d_k, 2)
+        q, k, v = _arrays(draw, (B, T, d_k), 2.0), _arrays(draw, (B, T, d_k), 2.0), _arrays(draw, (B, T, d_v))
+        return q, k, v, draw(st.booleans())
+
+    def prop(example):
+        q, k, v, causal = example
+        T, d_k = q.shape[1], q.shape[-1]
+        mask = F.causal_mask(T, q.dtype) if causal else None
+        ins = {"q": q, "k": k, "v": v, "mask": mask}
+        got = _call(fn, "attention", ins, q.copy(), k.copy(), v.copy(), None if mask is None else mask.copy())
+        _compare(
+            got,
+            F.scaled_dot_product_attention(q, k, v, mask),
+            ins,
+            [
+                ("your weights are not scaled by 1/√d_k (scores = QKᵀ/√d_k).", lambda: _attn(q, k, v, mask, scale=1.0)),
+                ("you scaled by 1/d_k; the scale is 1/√d_k.", lambda: _attn(q, k, v, mask, scale=d_k)),
+                (
+                    "softmax taken over the wrong axis: normalise over the keys (last axis), so each query's "
+                    "weights sum to 1.",
+                    lambda: _attn(q, k, v, mask, axis=-2),
+                ),
+                (
+                    "position t attends to the future: the mask was not added to the scores before the softmax.",
+                    lambda: _attn(q, k, v, mask, apply_mask=False),
+                ),
+                (
+                    "the weights multiply V from the wrong side or K is not transposed (scores must be QKᵀ).",
+                    lambda: (
+                        F.softmax(q @ np.swapaxes(k, -1, -2) / math.sqrt(d_k) + (0 if mask is None else mask))
+                        @ v[..., ::-1, :]
+                    ),
+                ),
+            ],
+            what="attention",
+        )
+
+    _run(prop, inputs(), max_examples)
+
+
+def check_causal_mask(fn: Callable[[int], np.ndarray], max_examples: int = 20) -> None:
+    """``fn(T)`` must return the additive causal mask: 0 on and below the diagonal, −∞ above it."""
+
+    def prop(T):
+        ins = {"T": T}
+        got = np.asarray(_call(fn, "causal_mask", ins, T), dtype=float)
+        want = F.causal_mask(T, np.float64)
+        if got.shape != want.shape:
+            raise AssertionError(f"causal_mask: shape {got.shape}, expected {want.shape}.\n" + _describe(ins))
+        above, on_below = np.triu(np.ones((T, T), bool), 1), np.tril(np.ones((T, T), bool))
+        if np.any(got[on_below] != 0):
+            raise AssertionError(
+                "causal_mask: position t must see itself and the past (0 on and below the diagonal); your mask "
+                "blocks some of them — did you mask the wrong triangle?\n" + _describe(ins)
+            )
+        if T > 1 and not np.all(np.isneginf(got[above])):
+            value = got[above][~np.isneginf(got[above])][0]
+            raise AssertionError(
+                f"causal_mask: position t attends to the future — above the diagonal your mask holds {value:g}; "
+                "use -np.inf so that softmax gives those positions exactly zero weight.\n" + _describe(ins)
+            )
+
+    _run(prop, st.integers(1, 12), max_examples)
+
+
+# -- multi-head attention --------------------------------------------------------------------------
+
+
+def _mha(x, attn, n_head, *, split="ok", mask_value=-np.inf, scale="d_k", transpose_proj=False):
+    B, T, C = x.shape
+    d = C // n_head
+    qkv = x @ attn["c_attn"]["weight"] + attn["c_attn"]["bias"]
+
+    def heads(t):
+        if split == "interleaved":  # channel c goes to head c % H instead of c // d
+            return t.reshape(B, T, d, n_head).transpose(0, 3, 1, 2)
+        if split == "reshape":  # (B, T, C) reshaped straight to (B, H, T, d): mixes time and heads
+            return t.reshape(B, n_head, T, d)
+        return t.reshape(B, T, n_head, d).transpose(0, 2, 1, 3)
+
+    q, k, v = (heads(t) for t in np.split(qkv, 3, axis=-1))
+    s = {"d_k": math.sqrt(d), "C": math.sqrt(C), "none": 1.0}[scale]
+    scores = q @ np.swapaxes(k, -1, -2) / s + np.where(np.triu(np.ones((T, T), bool), 1), mask_value, 0.0)
+    y = F.softmax(scores) @ v
+    if split == "interleaved":
+        y = y.transpose(0, 2, 3, 1).reshape(B, T, C)
+    elif split == "reshape":
+        y = y.reshape(B, T, C)
+    else:
+        y = y.transpose(0, 2, 1, 3).reshape(B, T, C)
+    w = attn["c_proj"]["weight"]
+    return y @ (w.T if transpose_proj else w) + attn["c_proj"]["bias"]
+
+
+def check_multi_head_attention(fn: Callable[..., np.ndarray], max_examples: int = 40) -> None:
+    """``fn(x, attn, n_head)`` must return causal Concat(head_1..head_H)Wᴼ (see reference.multi_head_attention).
+
+    ``attn`` = {"c_attn": {"weight": (C, 3C), "bias": (3C,)}, "c_proj": {"weight": (C, C), "bias": (C,)}}.
+    """
+
+    @st.composite
+    def inputs(draw):
+        H = draw(st.integers(2, 3))
+        d = draw(st.integers(2, 4))
+        C, T, B = H * d, draw(st.integers(2, 5)), draw(st.integers(1, 2))
+        attn = {
+            "c_attn": {"weight": _arrays(draw, (C, 3 * C), 0.5), "bias": _arrays(draw, (3 * C,), 0.1)},
+            "c_proj": {"weight": _arrays(draw, (C, C), 0.5), "bias": _arrays(draw, (C,), 0.1)},
+        }
+        return _arrays(draw, (B, T, C)), attn, H
+
+    def prop(example):
+        x, attn, H = example
+        ins = {"x": x, "attn": attn, "n_head": H}
+        copy = {p: {n: a.copy() for n, a in d.items()} for p, d in attn.items()}
+        got = _call(fn, "multi_head_attention", ins, x.copy(), copy, H)
+        _compare(
+            got,
+            F.multi_head_attention(x, attn, H),
+            ins,
+            [
+                (
+                    "heads split in the wrong order: head h owns channels h·d_k … (h+1)·d_k−1, so reshape "
+                    "(B, T, C) → (B, T, H, d_k) and then transpose to (B, H, T, d_k).",
+                    lambda: _mha(x, attn, H, split="interleaved"),
+                ),
+                (
+                    "heads split in the wrong order: reshaping (B, T, C) straight to (B, H, T, d_k) mixes "
+                    "positions and heads; reshape to (B, T, H, d_k) and then transpose to (B, H, T, d_k).",
+                    lambda: _mha(x, attn, H, split="reshape"),
+                ),
+                ("position t attends to the future: apply the causal mask.", lambda: _mha(x, attn, H, mask_value=0.0)),
+            ]
+            + [
+                (
+                    f"position t attends to the future a little: the mask adds {m:g} above the diagonal, which "
+                    "leaves future positions some weight; use -np.inf.",
+                    lambda m=m: _mha(x, attn, H, mask_value=m),
+                )
+                for m in (-1.0, -10.0, -100.0)
+            ]
+            + [
+                ("your weights are not scaled by 1/√d_k.", lambda: _mha(x, attn, H, scale="none")),
+                (
+                    "scaled by 1/√C; use the head size: 1/√d_k with d_k = C / n_head.",
+                    lambda: _mha(x, attn, H, scale="C"),
+                ),
+                (
+                    "a weight is transposed: weights are stored (in, out), so compute x @ W (not x @ W.T).",
+                    lambda: _mha(x, attn, H, transpose_proj=True),
+                ),
+            ],
+            what="multi_head_attention",
+        )
+
+    _run(prop, inputs(), max_examples)
+
+
+# -- whole model -----------------------------------------------------------------------------------
+
+
+def _gpt_variant(params, idx, cfg, *, skip_attn_residual=False, skip_mlp_residual=False, no_ln_f=False, no_wpe=False):
+    x = params["wte"]["weight"][idx] + (0 if no_wpe else params["wpe"]["weight"][: idx.shape[1]])
+    for p in params["h"]:
+        a = F.multi_head_attention(
+            F.layer_norm(x, p["ln_1"]["weight"], p["ln_1"]["bias"], cfg.layer_norm_eps), p["attn"], cfg.n_head
+        )
+        x = a if skip_attn_residual else x + a
+        m = F.mlp(F.layer_norm(x, p["ln_2"]["weight"], p["ln_2"]["bias"], cfg.layer_norm_eps), p["mlp"])
+        x = m if skip_mlp_residual else x + m
+    if not no_ln_f:
+        x = F.layer_norm(x, params["ln_f"]["weight"], params["ln_f"]["bias"], cfg.layer_norm_eps)
+    return x @ params["wte"]["weight"].T
+
+
+def _perturbed(cfg: GPTConfig, seed: int) -> dict:
+    params = M.init_params(cfg, seed=seed, dtype=np.float64)
+    rng = np.random.default_rng(seed + 1)
+    from minigpt.params import map_params
+
+    return map_params(lambda a: a + 0.1 * rng.standard_normal(a.shape), params)
+
+
+def check_gpt_forward(fn: Callable[..., np.ndarray], max_examples: int = 25) -> None:
+    """``fn(params, idx, cfg)`` must return the GPT logits (B, T, V) (see reference.forward)."""
+
+    @st.composite
+    def inputs(draw):
+        cfg = draw(configs(max_layers=2, max_heads=2, max_head_size=4, max_vocab=20, max_block=6, bias=True))
+        cfg = cfg.replace(block_size=max(cfg.block_size, 2), n_embd=max(cfg.n_embd, 2 * cfg.n_head))
+        T = draw(st.integers(2, cfg.block_size))
+        idx = np.random.default_rng(draw(seeds())).integers(0, cfg.vocab_size, (draw(st.integers(1, 2)), T))
+        return _perturbed(cfg, draw(seeds())), idx, cfg
+
+    def prop(example):
+        params, idx, cfg = example
+        ins = {"idx": idx, "cfg": cfg, "params": params}
+        from minigpt.params import map_params
+
+        got = _call(fn, "gpt_forward", ins, map_params(np.copy, params), idx.copy(), cfg)
+        _compare(
+            got,
+            M.forward(params, idx, cfg),
+            ins,
+            [
+                (
+                    "missing residual connection around attention: x = x + attn(ln_1(x)).",
+                    lambda: _gpt_variant(params, idx, cfg, skip_attn_residual=True),
+                ),
+                (
+                    "missing residual connection around the MLP: x = x + mlp(ln_2(x)).",
+                    lambda: _gpt_variant(params, idx, cfg, skip_mlp_residual=True),
+                ),
+                (
+                    "the final LayerNorm ln_f is missing before the lm head.",
+                    lambda: _gpt_variant(params, idx, cfg, no_ln_f=True),
+                ),
+                (
+                    "the position embedding wpe is missing: x = wte[idx] + wpe[:T].",
+                    lambda: _gpt_variant(params, idx, cfg, no_wpe=True),
+                ),
+            ],
+            what="gpt_forward",
+            rtol=1e-6,
+            atol=1e-8,
+        )
+        # causality, separately: changing the last token must not move earlier logits
+        changed = idx.copy()
+        changed[:, -1] = (changed[:, -1] + 1) % cfg.vocab_size
+        again = np.asarray(_call(fn, "gpt_forward", ins, map_params(np.copy, params), changed, cfg))
+        if not np.allclose(again[:, :-1], np.asarray(got)[:, :-1], rtol=1e-9, atol=1e-12):
+            raise AssertionError("gpt_forward: position t attends to the future.\n" + _describe(ins))
+
+    _run(prop, inputs(), max_examples)
+
+
+# -- loss ------------------------------------------------------------------------------------------
+
+
+def check_loss(fn: Callable[..., Any], max_examples: int = 50) -> None:
+    """``fn(logits, targets, ignore_index=-1)`` must return the mean of −log softmax(logits)[target]
+    over the targets that are not ``ignore_index`` (see reference.cross_entropy)."""
+
+    @st.composite
+    def inputs(draw):
+        B, T, V = draw(st.integers(1, 3)), draw(st.integers(2, 5)), draw(st.integers(2, 7))
+        logits = _arrays(draw, (B, T, V), draw(st.sampled_from([1.0, 3.0, 100.0])))
+        targets = np.random.default_rng(draw(seeds())).integers(0, V, (B, T))
+        ignore = np.random.default_rng(draw(seeds())).random((B, T)) < draw(st.sampled_from([0.0, 0.3]))
+        ignore.flat[0] = False
+        return logits, np.where(ignore, -1, targets)
+
+    def prop(example):
+        logits, targets = example
+        ins = {"logits": logits, "targets": targets}
+        got = _call(fn, "loss", ins, logits.copy(), targets.copy(), -1)
+        keep = targets != -1
+        logp = F.log_softmax(logits)
+        nll = -np.take_along_axis(logp, np.where(keep, targets, 0)[..., None], -1)[..., 0] * keep
+        _compare(
+            np.asarray(got, dtype=np.float64).reshape(()),
+            np.asarray(M.cross_entropy(logits, targets, -1)),
+            ins,
+            [
+                (
+                    "the loss is the NEGATIVE log-likelihood: you forgot the minus sign.",
+                    lambda: -nll.sum() / keep.sum(),
+                ),
+                ("you summed the token losses; take the mean over the non-ignored tokens.", lambda: nll.sum()),
+                (
+                    "positions with target == ignore_index were counted in the mean; divide by the number of kept "
+                    "tokens only.",
+                    lambda: nll.sum() / nll.size,
+                ),
+                (
+                    "softmax taken over the wrong axis: the distribution is over the vocabulary (last axis).",
+                    lambda: _loss_wrong_axis(logits, targets, keep),
+                ),
+            ],
+            what="loss",
+        )
+
+    def _loss_wrong_axis(logits, targets, keep):
+        logp = F.log_softmax(logits, axis=1)
+        return -(np.take_along_axis(logp, np.where(keep, targets, 0)[..., None], -1)[..., 0] * keep).sum() / keep.sum()
+
+    _run(prop, inputs(), max_examples)
