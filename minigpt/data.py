@@ -6,9 +6,9 @@ A prepared data directory holds::
     meta.json                 tokenizer kind, vocab_size, source and sha256, cleaning and per-split counts
     tokenizer/                the tokenizer's files (``minigpt.tokenizers.load_tokenizer``)
     {split}_lines.jsonl       labelled corpora only: one {"text", "label"} per line, in stream order
-    {split}_line_offsets.npy  labelled corpora only: line i is tokens[off[i]:off[i+1]] (its "\n" included)
+    {split}_line_offsets.npy  labelled corpora only: line i is tokens[off[i]:off[i+1]] (its "\\n" included)
 
-In a stream every line (review) is followed by "\n", so a model learns to end a review with a newline.
+In a stream every line (review) is followed by "\\n", so a model learns to end a review with a newline.
 
 Batch k is a pure function of (seed, k): training resumed at step k sees exactly the batches
 it would have seen without the interruption, with no sampler state to save beyond the step.
@@ -130,6 +130,9 @@ def load_split(directory: str | os.PathLike, split: str) -> np.ndarray:
     tokens = np.load(path, allow_pickle=False)
     if tokens.ndim != 1 or tokens.dtype not in (np.uint16, np.uint32):
         raise ValueError(f"{path}: expected a 1-D uint16/uint32 array, got shape {tokens.shape} dtype {tokens.dtype}")
+    vocab_size = load_meta(directory)["vocab_size"]
+    if len(tokens) and int(tokens.max()) >= vocab_size:  # JAX would clamp such ids silently
+        raise ValueError(f"{path}: token id {int(tokens.max())} ≥ vocab_size {vocab_size}; re-run minigpt prepare")
     return tokens
 
 

@@ -205,6 +205,15 @@ def test_failed_prepare_keeps_previous_output(tmp_path, monkeypatch):
     assert _leftovers(tmp_path) == []
 
 
+def test_load_split_rejects_ids_outside_the_vocab(tmp_path):
+    (tmp_path / "ok.txt").write_text(TEXT, encoding="utf-8")
+    prepare(tmp_path / "ok.txt", tmp_path / "d")
+    V = load_meta(tmp_path / "d")["vocab_size"]
+    np.save(tmp_path / "d" / "val.npy", np.array([0, V], dtype=np.uint16))
+    with pytest.raises(ValueError, match=f"token id {V} ≥ vocab_size {V}"):
+        load_split(tmp_path / "d", "val")
+
+
 def test_prepare_refuses_to_replace_a_foreign_directory(tmp_path):
     (tmp_path / "ok.txt").write_text(TEXT, encoding="utf-8")
     (tmp_path / "mine").mkdir()

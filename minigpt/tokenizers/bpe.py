@@ -117,6 +117,8 @@ class ByteLevelBPE:
         self._rank: dict[tuple[int, int], int] = {}
         self._merged: dict[tuple[int, int], int] = {}
         for rank, (a, b) in enumerate(self.merges):
+            if a not in vocab or b not in vocab or a + b not in vocab:
+                raise ValueError(f"merge {rank} ({a!r}, {b!r}): its parts and their join must all be in the vocab")
             pair = (vocab[a], vocab[b])
             self._rank.setdefault(pair, rank)  # a repeated merge keeps its first (lowest) rank
             self._merged[pair] = vocab[a + b]
@@ -376,8 +378,12 @@ class ByteLevelBPE:
         """Load a directory written by ``save`` (special tokens from ``tokenizer_config.json`` if present)."""
         d = Path(directory)
         special = None
-        if (d / "tokenizer_config.json").is_file():
-            special = json.loads((d / "tokenizer_config.json").read_text(encoding="utf-8")).get("special_tokens")
+        config = d / "tokenizer_config.json"
+        if config.is_file():
+            try:
+                special = json.loads(config.read_text(encoding="utf-8")).get("special_tokens")
+            except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as e:
+                raise ValueError(f"{config}: corrupted ({e}); re-save the tokenizer") from e
         return cls.from_files(d / "vocab.json", d / "merges.txt", special)
 
     def __repr__(self) -> str:
