@@ -1,10 +1,17 @@
-"""minigpt — a from-scratch, educational GPT: a NumPy reference and a JAX/Flax NNX twin that agree."""
+"""minigpt — a from-scratch, educational GPT: a NumPy reference and a JAX/Flax NNX twin that agree.
+
+The Flax names (``GPT``, ``from_params``, ``to_params``) load JAX on first use, so that the
+NumPy reference, the tokenizers and ``minigpt prepare`` start without paying for it.
+"""
+
+from typing import Any
 
 from minigpt.config import PRESETS, GPTConfig
-from minigpt.model import GPT, from_params, to_params
 from minigpt.params import flatten_params, param_shapes, unflatten_params, validate_params
 
 __version__ = "0.1.0"
+
+_LAZY = {"GPT": "minigpt.model", "from_params": "minigpt.model", "to_params": "minigpt.model"}
 
 __all__ = [
     "GPT",
@@ -17,3 +24,11 @@ __all__ = [
     "unflatten_params",
     "validate_params",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'minigpt' has no attribute {name!r}")
