@@ -240,7 +240,8 @@ def _read_safetensors(file: Path) -> dict[str, np.ndarray]:
 
     try:
         with safe_open(str(file), framework="np") as f:
-            return {name: f.get_tensor(name) for name in f.keys()}
+            # Skip the mask buffers unread: 12 × (1, 1, 1024, 1024) floats in OpenAI's gpt2 file.
+            return {name: f.get_tensor(name) for name in f.keys() if not _BUFFER.fullmatch(name.removeprefix(PREFIX))}
     except (SafetensorError, OSError, ValueError, TypeError) as e:
         raise ValueError(
             f"{file} is not a readable safetensors file ({e}); it may be truncated or corrupted: download it again"
@@ -268,7 +269,7 @@ def _read_tensors(path: Path) -> dict[str, np.ndarray]:
             if not (path / shard).is_file():
                 raise FileNotFoundError(f"{path / shard} is listed in {WEIGHTS_INDEX_NAME} but missing")
             tensors.update(_read_safetensors(path / shard))
-        missing = sorted(set(weight_map) - set(tensors))
+        missing = sorted(k for k in set(weight_map) - set(tensors) if not _BUFFER.fullmatch(k.removeprefix(PREFIX)))
         if missing:
             raise ValueError(f"tensor {missing[0]!r} is listed in {WEIGHTS_INDEX_NAME} but in none of its shards")
         return tensors

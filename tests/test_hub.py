@@ -88,18 +88,29 @@ def greedy(logits_fn, prompt: np.ndarray, n_new: int) -> tuple[list[int], float]
     return seq[len(prompt) :], gap
 
 
-def jax_logits_fn(model: GPT, length: int):
-    """Logits of the Flax model for sequences padded on the right to one fixed length, so jit compiles once;
-    causality makes position t independent of the padding after it."""
-    forward = jax.jit(lambda m, x: m(x))
+class JaxRunner:
+    """The Flax model's logits and ``model.loss`` from ONE jitted call on inputs padded on the right to a fixed
+    (2, length): jit compiles once per model. Causality keeps position t independent of the padding after
+    it, and padded targets are ignore_index, so both results are those of the unpadded input."""
 
-    def logits(idx: np.ndarray) -> np.ndarray:
-        T = idx.shape[1]
-        padded = np.zeros((idx.shape[0], length), np.int32)
-        padded[:, :T] = idx
-        return np.asarray(forward(model, padded))[:, :T]
+    def __init__(self, model: GPT, length: int):
+        self.model, self.length = model, length
+        self.step = jax.jit(lambda m, x, y: (m(x), m.loss(x, y)))
 
-    return logits
+    def __call__(self, idx: np.ndarray, targets: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+        B, T = idx.shape
+        x = np.zeros((2, self.length), np.int32)
+        y = np.full((2, self.length), -1, np.int32)
+        x[:B, :T] = idx
+        if targets is None:
+            y[0, 0] = 0  # a loss nobody reads, over one kept target (the mean over none is undefined)
+        else:
+            y[:B, :T] = targets
+        logits, loss = self.step(self.model, x, y)
+        return np.asarray(logits)[:B, :T], float(loss)
+
+    def logits(self, idx: np.ndarray) -> np.ndarray:
+        return self(idx)[0]
 
 
 def assert_logits_close(got: np.ndarray, want: np.ndarray, what: str) -> None:
@@ -143,13 +154,14 @@ def test_transformers_checkpoint_runs_identically_in_minigpt(hf, tmp_path, kwarg
     jmodel = GPT.from_params(params, cfg)
     jmodel.eval()  # the checkpoint says dropout 0.1 (GPT-2 pretraining); inference runs without it
     assert_logits_close(ref.forward(params, idx, cfg), want, "NumPy reference vs transformers")
-    assert_logits_close(np.asarray(jmodel(idx)), want, "Flax model vs transformers")
+    jax_run = JaxRunner(jmodel, max(idx.shape[1], PROMPT_LEN + N_NEW))
+    assert_logits_close(jax_run.logits(idx), want, "Flax model vs transformers")
 
     # transformers shifts labels internally: loss(idx, labels=idx) = CE(logits[:, :-1], idx[:, 1:]).
     with torch.no_grad():
         hf_loss = float(model(torch.from_numpy(idx), labels=torch.from_numpy(idx)).loss)
     np.testing.assert_allclose(float(ref.loss(params, idx[:, :-1], idx[:, 1:], cfg)), hf_loss, rtol=1e-5)
-    np.testing.assert_allclose(float(jmodel.loss(idx[:, :-1], idx[:, 1:])), hf_loss, rtol=1e-5)
+    np.testing.assert_allclose(jax_run(idx[:, :-1], idx[:, 1:])[1], hf_loss, rtol=1e-5)
 
     prompt = rng.integers(0, cfg.vocab_size, size=PROMPT_LEN)
     with torch.no_grad():
@@ -158,7 +170,7 @@ def test_transformers_checkpoint_runs_identically_in_minigpt(hf, tmp_path, kwarg
         )
     hf_new = out[0, PROMPT_LEN:].tolist()
     ref_new, gap = greedy(lambda x: ref.forward(params, x, cfg), prompt, N_NEW)
-    jax_new, _ = greedy(jax_logits_fn(jmodel, PROMPT_LEN + N_NEW), prompt, N_NEW)
+    jax_new, _ = greedy(jax_run.logits, prompt, N_NEW)
     assert gap > 1e-3, f"near-tie in greedy decoding (gap {gap:.2g}); this seed does not test token choice"
     assert ref_new == hf_new
     assert jax_new == hf_new
@@ -442,6 +454,7 @@ def test_openai_style_names_and_buffers_load(ckpt, tmp_path):
 def test_sharded_checkpoint(ckpt):
     _, want = hub.load_pretrained(ckpt)
     tensors = load_file(ckpt / "model.safetensors")
+    tensors["transformer.h.0.attn.bias"] = np.tril(np.ones((1, 1, 8, 8), np.float32))  # a buffer, skipped
     (ckpt / "model.safetensors").unlink()
     names = sorted(tensors)
     shards = {"model-00001-of-00002.safetensors": names[::2], "model-00002-of-00002.safetensors": names[1::2]}
@@ -452,6 +465,10 @@ def test_sharded_checkpoint(ckpt):
     _, got = hub.load_pretrained(ckpt)
     for name, value in hub.flatten_params(want).items():
         np.testing.assert_array_equal(hub.flatten_params(got)[name], value, err_msg=name)
+    index["weight_map"]["transformer.ghost.weight"] = "model-00001-of-00002.safetensors"
+    (ckpt / "model.safetensors.index.json").write_text(json.dumps(index))
+    with pytest.raises(ValueError, match=r"'transformer\.ghost\.weight' is listed"):
+        hub.load_pretrained(ckpt)
     (ckpt / "model-00002-of-00002.safetensors").unlink()
     with pytest.raises(FileNotFoundError, match="model-00002-of-00002"):
         hub.load_pretrained(ckpt)
