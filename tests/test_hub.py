@@ -519,3 +519,32 @@ def test_importing_hub_imports_neither_torch_nor_transformers():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path(__file__).parents[1]
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_minigpt_bpe_saved_with_the_model_loads_in_transformers_and_back(hf, tmp_path):
+    """#4's ByteLevelBPE through save_pretrained: HF gives the same ids, and from_files reads the files back."""
+    from minigpt.tokenizers import ByteLevelBPE
+
+    bpe = ByteLevelBPE.train(TEXTS * 20, vocab_size=400, special_tokens=["<|endoftext|>"])
+    cfg = GPTConfig(vocab_size=bpe.vocab_size, block_size=64, n_layer=1, n_head=2, n_embd=8)
+    params = ref.init_params(cfg, seed=1)
+    hub.save_pretrained(tmp_path, cfg, params, tokenizer=bpe)
+    text = "这款手机的性能非常好，" + TEXTS[3] + " 没见过的字：龘<|endoftext|>"
+    tok = hf.GPT2Tokenizer.from_pretrained(tmp_path)
+    assert tok.encode(text) == bpe.encode(text)
+    assert tok.decode(bpe.encode(text)) == text
+
+    # the README's recipe: load checkpoint + tokenizer files, continue a prompt greedily with the reference
+    cfg2, params2 = hub.load_pretrained(tmp_path)
+    tok2 = ByteLevelBPE.from_files(tmp_path / "vocab.json", tmp_path / "merges.txt")
+    seq = tok2.encode("这款手机的性能非常好，")
+    assert seq == bpe.encode("这款手机的性能非常好，")
+    for _ in range(5):
+        logits = ref.forward(params2, np.array([seq[-cfg2.block_size :]]), cfg2)
+        seq.append(int(logits[0, -1].argmax()))
+    model = hf.GPT2LMHeadModel.from_pretrained(tmp_path)
+    import torch
+
+    prompt = torch.tensor([seq[:-5]])
+    want = model.generate(prompt, max_new_tokens=5, do_sample=False, pad_token_id=bpe.eot_id).tolist()[0]
+    assert seq == want
