@@ -22,6 +22,7 @@ from minigpt.reference.model import (
     init_params,
     loss,
 )
+from minigpt.reference.model_backward import loss_and_grads, validate_grads
 
 __all__ = [
     "attention_weights",
@@ -36,10 +37,12 @@ __all__ = [
     "linear",
     "log_softmax",
     "loss",
+    "loss_and_grads",
     "merge_heads",
     "mlp",
     "multi_head_attention",
     "scaled_dot_product_attention",
     "softmax",
     "split_heads",
+    "validate_grads",
 ]
