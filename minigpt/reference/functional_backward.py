@@ -30,6 +30,11 @@ from minigpt.reference.functional import (
 # -- elementwise and affine pieces ---------------------------------------------------------------
 
 
+def weight_bias(dw: np.ndarray, db: np.ndarray | None) -> dict:
+    """{"weight": dW, "bias": db} in the parameter layout (no "bias" entry for bias-free layers)."""
+    return {"weight": dw} if db is None else {"weight": dw, "bias": db}
+
+
 def linear_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None):
     """y = x W + b, W (in, out); cache = (x, W, has_bias)."""
     return linear(x, weight, bias), (x, weight, bias is not None)
@@ -157,11 +162,6 @@ def merge_heads_forward(x: np.ndarray):
 def merge_heads_backward(dout: np.ndarray, cache) -> np.ndarray:
     """The inverse permutation, split_heads. (B, T, C) → (B, H, T, d_k)."""
     return split_heads(dout, cache)
-
-
-def weight_bias(dw: np.ndarray, db: np.ndarray | None) -> dict:
-    """{"weight": dW, "bias": db} in the parameter layout (no "bias" entry for bias-free layers)."""
-    return {"weight": dw} if db is None else {"weight": dw, "bias": db}
 
 
 def multi_head_attention_forward(x: np.ndarray, attn: dict, n_head: int):

