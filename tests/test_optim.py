@@ -24,7 +24,7 @@ def random_grads(rng, params, scale):
     return map_params(lambda p: rng.standard_normal(p.shape) * scale, params)
 
 
-@settings(max_examples=6)
+@settings(max_examples=4)
 @given(
     seed=st.integers(0, 2**31 - 1),
     lr=st.sampled_from([1e-3, 3e-2]),
