@@ -98,7 +98,7 @@ def _check_float64(cfg, B, T, seed, n_ids, ignore_index, p_ignore):
 
 
 def test_grads_match_jax_float32():
-    """float32: both sides round differently; the stated tolerance is 1e-4 relative per tensor."""
+    """float32: both sides round differently; stated tolerance 1e-5 relative per tensor (seen: ≤ 8e-7)."""
     rng = np.random.default_rng(7)
     params = perturbed_params(CFG, 7, np.float32)
     idx, targets = make_batch(rng, CFG, 3, 5, 3, -1, 0.3)
@@ -108,7 +108,7 @@ def test_grads_match_jax_float32():
     assert loss.dtype == np.float32
     errs = rel_errors(flat, jax_grads(params, idx, targets, CFG))
     worst = max(errs, key=errs.get)
-    assert errs[worst] < 1e-4, f"{worst}: relative error {errs[worst]:.2e}"
+    assert errs[worst] < 1e-5, f"{worst}: relative error {errs[worst]:.2e}"
 
 
 @pytest.mark.parametrize("cfg", [CFG, CFG_NOBIAS], ids=["bias", "nobias"])
