@@ -60,7 +60,7 @@ def tied_lm_head_backward(dlogits: np.ndarray, cache) -> tuple[np.ndarray, np.nd
     """∂L/∂h = dlogits wte,  ∂L/∂wte = Σ_rows dlogitsᵀ h  (V, C). Returns (dh, dwte_head)."""
     h, wte = cache
     dh = dlogits @ wte  # (B, T, C)
-    dwte = dlogits.reshape(-1, dlogits.shape[-1]).T @ h.reshape(-1, h.shape[-1])  # (V, C)
+    dwte = np.einsum("rv,rc->vc", dlogits.reshape(-1, wte.shape[0]), h.reshape(-1, h.shape[-1]))  # (V, C)
     return dh, dwte
 
 
