@@ -12,6 +12,7 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("minigpt.demo:main", "the main job: build a model, check the reference and JAX agree"),
     "prepare": ("minigpt.data:prepare_main", "tokenise the review corpus or a text file into train/val .npy"),
+    "train-numpy": ("minigpt.reference.train:main", "train the tiny preset in pure NumPy (hand-written backward)"),
 }
 
 
@@ -20,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print("usage: minigpt <command> [options]\n\ncommands:")
         for name, (_, help_text) in COMMANDS.items():
-            print(f"  {name:<10} {help_text}")
+            print(f"  {name:<12} {help_text}")
         print("\nRun 'minigpt <command> --help' for a command's options.")
         return 0
     name, rest = argv[0], argv[1:]
