@@ -11,6 +11,7 @@ import sys
 # command → ("module:function", one-line help). Each function takes argv (list[str]) → exit code.
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("minigpt.demo:main", "the main job: build a model, check the reference and JAX agree"),
+    "sample": ("minigpt.sample:main", "continue a prompt with a trained run (greedy, sampling, beam; --ban)"),
 }
 
 

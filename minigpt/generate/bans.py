@@ -28,6 +28,7 @@ starts in the prompt and is completed by generated tokens is banned.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -40,7 +41,14 @@ def token_bytes(tokenizer: Any, vocab_size: int) -> list[bytes]:
         return [bytes(tokenizer.token_bytes(v)) for v in range(vocab_size)]
     if hasattr(tokenizer, "decode_bytes"):
         return [bytes(tokenizer.decode_bytes([v])) for v in range(vocab_size)]
-    return [tokenizer.decode([v]).encode("utf-8") for v in range(vocab_size)]
+    texts = [tokenizer.decode([v]) for v in range(vocab_size)]
+    if any("\ufffd" in t for t in texts):
+        warnings.warn(
+            "some tokens decode to U+FFFD on their own (partial UTF-8 characters) and the tokenizer has no "
+            "token_bytes/decode_bytes method, so banned phrases split inside a character may be missed",
+            stacklevel=3,
+        )
+    return [t.encode("utf-8") for t in texts]
 
 
 class BannedPhrases:
@@ -98,7 +106,7 @@ class BannedPhrases:
 
     def tail(self, context: bytes) -> bytes:
         """The part of the context that can still start a phrase: its last max|w| − 1 bytes."""
-        return context[len(context) - self.max_tail :] if self.max_tail else b""
+        return context[-self.max_tail :] if self.max_tail else b""
 
     def extend(self, tail: bytes, token: int) -> bytes:
         """The tail after appending token ``token``."""

@@ -384,7 +384,7 @@ def _generate_jax(params, tokens, start, key, *, cfg, max_new_tokens, sampling, 
             logits, memory = forward_cached_jax(params, cfg, feed[:, None], P + t, start, memory)
             logits = logits[:, 0]
         else:
-            memory = jax.lax.dynamic_update_slice(memory, feed[:, None], (0, P + t))
+            memory = jax.lax.dynamic_update_slice(memory, feed[:, None], (jnp.int32(0), (P + t).astype(jnp.int32)))
             logits = _full_jax(params, memory, P + t, start, cfg=cfg)
         return t + 1, logits, memory, seen, out, done
 
@@ -425,10 +425,11 @@ def generate(
     if backend == "jax" and bans is None:
         check_sampling(temperature, top_k, top_p, repetition_penalty)
         tokens, start, _ = prepare_prompts(prompts, cfg, max_new_tokens, crop_prompt=crop_prompt)
+        stop = _check_stop(stop_tokens, cfg)
         out = _generate_jax(
             _jax_params(params), jnp.asarray(tokens), jnp.asarray(start), jax.random.key(seed), cfg=cfg,
             max_new_tokens=int(max_new_tokens), sampling=(float(temperature), top_k, float(top_p),
-            float(repetition_penalty)), stop=_check_stop(stop_tokens, cfg), use_cache=use_cache,
+            float(repetition_penalty)), stop=stop, use_cache=use_cache,
         )  # fmt: skip
         steps = np.asarray(out).T  # (max_new_tokens, B)
     else:

@@ -151,7 +151,9 @@ def forward_cached_jax(params: Params, cfg: GPTConfig, idx, slot0, start, cache:
     B, T = idx.shape
     H, d_k = cfg.n_head, cfg.head_size
     n_slots = cache[0][0].shape[2]
-    slots = slot0 + jnp.arange(T)  # (T,)
+    slot0 = jnp.asarray(slot0, jnp.int32)  # one index dtype for dynamic_update_slice, with or without x64
+    zero = jnp.int32(0)
+    slots = slot0 + jnp.arange(T, dtype=jnp.int32)  # (T,)
     positions = jnp.maximum(slots[None, :] - start[:, None], 0)  # (B, T)
     x = jnp.take(params["wte"]["weight"], idx, axis=0) + jnp.take(params["wpe"]["weight"], positions, axis=0)
     allowed = attention_allowed(slots, jnp.arange(n_slots), start, xp=jnp)[:, None]  # (B, 1, T, n_slots)
@@ -161,8 +163,8 @@ def forward_cached_jax(params: Params, cfg: GPTConfig, idx, slot0, start, cache:
         a = _layer_norm_jax(x, p["ln_1"], eps)
         q, k, v = jnp.split(_linear_jax(a, p["attn"]["c_attn"]), 3, axis=-1)  # 3 × (B, T, C)
         q, k, v = (t.reshape(B, T, H, d_k).transpose(0, 2, 1, 3) for t in (q, k, v))  # (B, H, T, d_k)
-        k_cache = jax.lax.dynamic_update_slice(k_cache, k, (0, 0, slot0, 0))  # (B, H, n_slots, d_k)
-        v_cache = jax.lax.dynamic_update_slice(v_cache, v, (0, 0, slot0, 0))
+        k_cache = jax.lax.dynamic_update_slice(k_cache, k, (zero, zero, slot0, zero))  # (B, H, n_slots, d_k)
+        v_cache = jax.lax.dynamic_update_slice(v_cache, v, (zero, zero, slot0, zero))
         new_cache.append((k_cache, v_cache))
         scores = q @ k_cache.swapaxes(-1, -2) / math.sqrt(d_k)  # (B, H, T, n_slots)
         weights = jax.nn.softmax(jnp.where(allowed, scores, -jnp.inf), axis=-1)
