@@ -34,7 +34,7 @@ from minigpt.config import GPTConfig
 from minigpt.generate.bans import BannedPhrases
 from minigpt.generate.kv_cache import ReferenceKVCache, forward_cached_jax, forward_cached_numpy, init_cache_jax
 from minigpt.generate.processors import check_sampling, process_logits, sample_numpy
-from minigpt.params import Params, params_dtype, validate_params
+from minigpt.params import Params, param_shapes, params_dtype, unflatten_params, validate_params
 
 Sampling = tuple  # (temperature, top_k, top_p, repetition_penalty): hashable, a static jit argument
 
@@ -105,12 +105,24 @@ def prepare_prompts(
     return tokens, start, out
 
 
+def _model_arrays(model: Any) -> Params:
+    """The model's parameters as a reference-layout dict of its own JAX arrays (no host copy)."""
+    flat = {}
+    for name in param_shapes(model.cfg):
+        node = model
+        for part in name.split("."):
+            node = node[int(part)] if part.isdigit() else getattr(node, part)
+        flat[name] = node[...]
+    return unflatten_params(flat)
+
+
 def _resolve(model: Any, cfg: GPTConfig | None, backend: str | None) -> tuple[Params, GPTConfig, str]:
     """(params, cfg, backend) from a Flax ``GPT`` or a reference-layout params dict."""
     from minigpt.model import GPT
 
     if isinstance(model, GPT):
-        params, cfg, default = model.to_params(), model.cfg, "jax"
+        cfg, default = model.cfg, "jax"
+        params = _model_arrays(model) if backend in (None, "jax") else model.to_params()
     elif isinstance(model, dict):
         if cfg is None:
             raise ValueError("decoding from a params dict needs its GPTConfig: pass cfg=...")
