@@ -11,6 +11,10 @@ of the same shapes, all in one run so the ratios compare like with like on this 
 The uncached runs recompute the whole sequence each step (O(T²)); the NumPy one (both shapes) and the
 JAX one at GPT-2 shapes generate only ``--slow-tokens`` tokens (default 20), which flatters them
 (their later steps are the costly ones).
+
+On a shared, oversubscribed machine multi-threaded OpenBLAS can make batch-1 matrix-vector products
+~100x slower (threads spin against other processes); run with ``OPENBLAS_NUM_THREADS=1`` (and
+``--torch-threads 1``) to measure the code rather than the contention.
 """
 
 from __future__ import annotations
@@ -99,12 +103,16 @@ def main() -> None:
     parser.add_argument("--new-tokens", type=int, default=200)
     parser.add_argument("--slow-tokens", type=int, default=20, help="new tokens for the slow uncached runs")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--torch-threads", type=int, default=os.cpu_count() or 1, help="torch.set_num_threads")
     args = parser.parse_args()
     import jax
     import torch
 
-    torch.set_num_threads(os.cpu_count() or 1)
-    print(f"jax {jax.__version__} ({jax.default_backend()}), torch {torch.__version__}, {os.cpu_count()} CPUs")
+    torch.set_num_threads(args.torch_threads)
+    print(
+        f"jax {jax.__version__} ({jax.default_backend()}), torch {torch.__version__} ({args.torch_threads} threads), "
+        f"{os.cpu_count()} CPUs, OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}"
+    )
     for name in args.shapes:
         bench_shape(name, args.prompt_len, args.new_tokens, args.slow_tokens, args.repeats)
 
