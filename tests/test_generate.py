@@ -142,6 +142,22 @@ def test_numpy_cache_matches_full_forward_f64():
     check_cached_logits(ReferenceDecoder, noisy_params(CACHE_CFG, seed=0), tol=1e-10)
 
 
+@settings(max_examples=10)
+@given(st.lists(st.lists(st.integers(0, 10), min_size=1, max_size=9), min_size=1, max_size=4), st.integers(0, 99))
+def test_numpy_cache_any_ragged_batch(prompts, seed):
+    """Property: for any batch of prompts, cached prefill + steps equal the unpadded full forward pass."""
+    cfg, params, rng = CACHE_CFG, noisy_params(CACHE_CFG, seed=seed % 3), np.random.default_rng(seed)
+    tokens, start, rows = prepare_prompts(prompts, cfg, max_new_tokens=4)
+    decoder = ReferenceDecoder(params, cfg)
+    logits = decoder.prefill(tokens, start, tokens.shape[1] + 4)
+    for _ in range(3):
+        truth = np.stack([full_forward_last(params, cfg, r) for r in rows])
+        np.testing.assert_allclose(logits, truth, rtol=0, atol=1e-10)
+        nxt = rng.integers(0, cfg.vocab_size, size=len(rows))
+        rows = [r + [int(t)] for r, t in zip(rows, nxt, strict=True)]
+        logits = decoder.step(nxt)
+
+
 def test_jax_cache_matches_full_forward_f64(x64):
     check_cached_logits(JaxDecoder, noisy_params(CACHE_CFG, seed=0), tol=1e-10)
 
