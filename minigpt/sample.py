@@ -45,10 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_sample(
-    cfg: GPTConfig, params: Params, tokenizer: Any, args: argparse.Namespace, out: TextIO = sys.stdout
+    cfg: GPTConfig, params: Params, tokenizer: Any, args: argparse.Namespace, out: TextIO | None = None
 ) -> int:
     """Everything after loading the run: decode ``args.prompt`` and print the continuation to ``out``."""
     from minigpt.generate import beam_search_text, stream_text
+
+    out = sys.stdout if out is None else out  # looked up now, so redirected stdout is honoured
 
     if tokenizer is None:
         raise ValueError(f"run {args.run_dir!r} has no tokenizer, so a text prompt cannot be encoded")

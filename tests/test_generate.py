@@ -508,3 +508,27 @@ def test_run_sample_greedy_and_beam_with_ban():
     assert scores == sorted(scores, reverse=True) and all(math.isfinite(s) for s in scores)
     with pytest.raises(ValueError, match="no tokenizer"):
         run_sample(BAN_CFG, params, None, args, out=out)
+
+
+def test_sample_main_loads_the_run_and_reports_errors(monkeypatch, capsys):
+    """``minigpt sample`` calls minigpt.train.load_run (stood in for here until #5 lands) and turns a
+    ValueError into exit code 2 with the message on stderr."""
+    import sys
+    import types
+
+    from minigpt.sample import main
+
+    tok, params = PieceTokenizer(PIECES), _script_model(2)
+    calls = []
+
+    def load_run(run_dir, step=None):
+        calls.append((run_dir, step))
+        return BAN_CFG, params, tok
+
+    monkeypatch.setitem(sys.modules, "minigpt.train", types.SimpleNamespace(load_run=load_run))
+    argv = ["runs/x", "--step", "7", "--prompt", "ab", "--strategy", "greedy", "--max-new-tokens", "3"]
+    assert main(argv + ["--backend", "numpy"]) == 0
+    assert calls == [("runs/x", 7)]
+    assert capsys.readouterr().out == "ab" + "".join(SCRIPT_TEXT[:3]) + "\n"
+    assert main(argv + ["--backend", "numpy", "--ban", "垃圾"]) == 2
+    assert "垃圾" in capsys.readouterr().err
