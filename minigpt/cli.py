@@ -13,6 +13,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("minigpt.demo:main", "the main job: build a model, check the reference and JAX agree"),
     "prepare": ("minigpt.data:prepare_main", "tokenise the review corpus or a text file into train/val .npy"),
     "train-numpy": ("minigpt.reference.train:main", "train the tiny preset in pure NumPy (hand-written backward)"),
+    "sample": ("minigpt.sample:main", "continue a prompt with a trained run (greedy, sampling, beam; --ban)"),
 }
 
 
