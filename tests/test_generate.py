@@ -532,3 +532,23 @@ def test_sample_main_loads_the_run_and_reports_errors(monkeypatch, capsys):
     assert capsys.readouterr().out == "ab" + "".join(SCRIPT_TEXT[:3]) + "\n"
     assert main(argv + ["--backend", "numpy", "--ban", "垃圾"]) == 2
     assert "垃圾" in capsys.readouterr().err
+
+
+def test_bans_are_exact_under_minigpt_byte_level_bpe():
+    """With token_bytes a phrase split inside a character is still caught; no U+FFFD fallback warning."""
+    import warnings
+
+    from minigpt.generate.bans import token_bytes
+    from minigpt.tokenizers import ByteLevelBPE, CharTokenizer
+
+    texts = ["这款手机的性能非常好，差评不多。", "给个差评吧", "评价很好"] * 5
+    bpe = ByteLevelBPE.train(texts, vocab_size=300)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pieces = token_bytes(bpe, bpe.vocab_size)
+    # every token's bytes concatenate to the text's bytes, including tokens that end mid-character
+    ids = bpe.encode("差评")
+    assert b"".join(pieces[i] for i in ids) == "差评".encode()
+    assert any(len(p) == 1 and p[0] >= 0x80 for p in pieces)  # single bytes of a 3-byte character exist
+    char = CharTokenizer.from_texts(texts)
+    assert b"".join(token_bytes(char, char.vocab_size)[i] for i in char.encode("差评")) == "差评".encode()

@@ -235,6 +235,12 @@ class ByteLevelBPE:
                 out.extend(self._encode_ordinary(part))
         return out
 
+    def token_bytes(self, i: int) -> bytes:
+        """The exact bytes token ``i`` stands for (may be part of a UTF-8 character)."""
+        if not 0 <= int(i) < len(self._id_bytes):
+            raise ValueError(f"token id {i} is outside the vocab [0, {len(self._id_bytes)})")
+        return self._id_bytes[int(i)]
+
     def decode(self, ids: Iterable[int]) -> str:
         """Text of ``ids``. Byte sequences that are not valid UTF-8 (a model can emit half a character)
         decode to U+FFFD, as in GPT-2."""

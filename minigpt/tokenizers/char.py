@@ -126,6 +126,10 @@ class CharTokenizer:
                 out.extend(self._encode_ordinary(part, strict))
         return out
 
+    def token_bytes(self, i: int) -> bytes:
+        """The UTF-8 bytes of token ``i``."""
+        return self.id_to_token(int(i)).encode("utf-8")
+
     def decode(self, ids: Iterable[int]) -> str:
         itos, V = self._itos, len(self._itos)
         out = []
