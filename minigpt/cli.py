@@ -12,6 +12,7 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("minigpt.demo:main", "the main job: build a model, check the reference and JAX agree"),
     "prepare": ("minigpt.data:prepare_main", "tokenise the review corpus or a text file into train/val .npy"),
+    "verify": ("minigpt.verify:main", "numerical report: every component, reference vs JAX, f32 and f64"),
 }
 
 

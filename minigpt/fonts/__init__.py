@@ -27,7 +27,7 @@ class MissingGlyphsWarning(UserWarning):
     """Some characters of a plot's text have no glyph in any available font and will render as boxes."""
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def font_characters(path: str) -> frozenset[int]:
     """The code points that the font at ``path`` has a glyph for (empty if it cannot be read)."""
     from fontTools.ttLib import TTFont, TTLibError
