@@ -14,6 +14,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "prepare": ("minigpt.data:prepare_main", "tokenise the review corpus or a text file into train/val .npy"),
     "train-numpy": ("minigpt.reference.train:main", "train the tiny preset in pure NumPy (hand-written backward)"),
     "sample": ("minigpt.sample:main", "continue a prompt with a trained run (greedy, sampling, beam; --ban)"),
+    "verify": ("minigpt.verify:main", "numerical report: every component, reference vs JAX, f32 and f64"),
 }
 
 
