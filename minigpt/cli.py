@@ -11,6 +11,8 @@ import sys
 # command → ("module:function", one-line help). Each function takes argv (list[str]) → exit code.
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("minigpt.demo:main", "the main job: build a model, check the reference and JAX agree"),
+    "train": ("minigpt.train:main", "train a GPT on a prepared data dir (Optax, Orbax checkpoints, --resume)"),
+    "plot": ("minigpt.plot:main", "draw a run's train/val loss curves into RUN_DIR/loss.png"),
 }
 
 
