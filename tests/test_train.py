@@ -31,6 +31,7 @@ from minigpt.train import (
     StepSpec,
     TrainConfig,
     compiled_steps,
+    dropout_key,
     init_params,
     learning_rate,
     load_run,
@@ -169,7 +170,7 @@ def test_grad_accumulation_equals_big_batch_and_numpy_adamw():
     params = jparams(init_params(CFG0, seed=3))
     acc = compiled_steps(CFG0, StepSpec.of(tcfg))
     p_acc, _, m_acc = acc.train_step(
-        params, acc.tx.init(params), x.reshape(k, B, T), y.reshape(k, B, T), jax.random.key(0)
+        params, acc.tx.init(params), x.reshape(k, B, T), y.reshape(k, B, T), dropout_key(0)
     )
 
     p64 = map_params(lambda a: np.asarray(a, np.float64), params)
@@ -186,30 +187,37 @@ def test_grad_accumulation_equals_big_batch_and_numpy_adamw():
         np.testing.assert_allclose(a, expected[name], rtol=0, atol=1e-3 * step_size, err_msg=name)
 
 
-def test_remat_and_bfloat16_match_plain_float32():
-    cfg = CFG
+def test_remat_and_bfloat16_match_plain_float32(data_dir, tmp_path):
+    """One step from the same state: remat ≡ plain (same dropout masks); bfloat16 compute ≈ float32."""
+    base = tcfg_for(data_dir, tmp_path)  # the whole-run tests' spec: its compiled step is shared
     rng = np.random.default_rng(4)
-    x = rng.integers(0, cfg.vocab_size, size=(4, cfg.block_size)).astype(np.int32)
-    y = np.roll(x, -1, axis=1)
-    params = jparams(init_params(cfg, seed=5))
-    key = jax.random.key(7)
-    base = TrainConfig(progress=False)
-    l32, g32 = compiled_steps(cfg, StepSpec.of(base)).loss_and_grad(params, x, y, key)
-    lre, gre = compiled_steps(cfg, StepSpec.of(base.replace(remat=True))).loss_and_grad(params, x, y, key)
-    l16, g16 = compiled_steps(cfg, StepSpec.of(base.replace(compute_dtype="bfloat16"))).loss_and_grad(params, x, y, key)
-    # remat recomputes the same operations with the same dropout masks: equal to float rounding
-    assert float(lre) == pytest.approx(float(l32), rel=1e-6)
-    for name, g in flatten_params(gre).items():
-        np.testing.assert_allclose(g, flatten_params(g32)[name], rtol=1e-4, atol=1e-6, err_msg=name)
-    # bfloat16 compute (8-bit mantissa): loss within 1%, gradient direction kept, gradients stay float32
-    assert float(l16) == pytest.approx(float(l32), rel=1e-2)
-    a = np.concatenate([np.ravel(v) for v in flatten_params(g16).values()])
-    b = np.concatenate([np.ravel(v) for v in flatten_params(g32).values()])
-    assert a.dtype == np.float32
-    assert a @ b / (np.linalg.norm(a) * np.linalg.norm(b)) > 0.99
+    xs = rng.integers(0, CFG.vocab_size, size=(base.grad_accum, base.batch_size, CFG.block_size)).astype(np.int32)
+    ys = np.roll(xs, -1, axis=2)
+    params = jparams(init_params(CFG, seed=5))
+    key = dropout_key(7)
+
+    def one_step(tcfg, key=key):
+        steps = compiled_steps(CFG, StepSpec.of(tcfg))
+        new, _, m = steps.train_step(params, steps.tx.init(params), xs, ys, key)
+        return {k: np.asarray(v) for k, v in flatten_params(new).items()}, float(m["loss"]), float(m["grad_norm"])
+
+    p32, l32, n32 = one_step(base)
+    pre, lre, nre = one_step(base.replace(remat=True))
+    p16, l16, n16 = one_step(base.replace(compute_dtype="bfloat16"))
+    step_size = base.lr / base.warmup_steps
+    # remat recomputes the same operations with the same dropout masks: equal up to float rounding
+    assert lre == pytest.approx(l32, rel=1e-6) and nre == pytest.approx(n32, rel=1e-5)
+    for name, a in pre.items():
+        np.testing.assert_allclose(a, p32[name], rtol=0, atol=1e-3 * step_size, err_msg=name)
+    # bfloat16 compute (8-bit mantissa): loss within 1 %, gradient norm within 5 %, master weights float32
+    assert l16 == pytest.approx(l32, rel=1e-2) and n16 == pytest.approx(n32, rel=5e-2)
+    assert all(a.dtype == np.float32 for a in p16.values())
+    old = {k: np.asarray(v) for k, v in flatten_params(params).items()}
+    d16 = np.concatenate([(p16[k] - old[k]).ravel() for k in old])
+    d32 = np.concatenate([(p32[k] - old[k]).ravel() for k in old])
+    assert d16 @ d32 / (np.linalg.norm(d16) * np.linalg.norm(d32)) > 0.9  # the same update direction
     # dropout is live: another key gives another loss
-    l_other, _ = compiled_steps(cfg, StepSpec.of(base)).loss_and_grad(params, x, y, jax.random.key(8))
-    assert float(l_other) != float(l32)
+    assert one_step(base, dropout_key(8))[1] != l32
 
 
 # -- whole runs ----------------------------------------------------------------------------------
@@ -254,6 +262,7 @@ def test_run_directory_load_run_plot_and_cli(tmp_path, data_dir, capsys):
     run = tmp_path / "run"
     argv = ["--data", str(data), "--out", str(run), "--preset", "tiny", "--config", str(config)]
     argv += ["--max-steps", "6", "--batch_size", "4", "--lr", "3e-3", "--warmup_steps", "2", "--lr_decay_steps", "6"]
+    argv += ["--min_lr", "3e-4"]
     argv += ["--eval_interval", "3", "--ckpt_interval", "2", "--log_interval", "1", "--progress", "false"]
     argv += ["--grad-accum", "2"]
     assert main(argv) == 0
