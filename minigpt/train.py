@@ -112,8 +112,9 @@ class TrainConfig:
 
 # Fields that may change when a run is resumed: they do not alter the optimisation path.
 RESUMABLE_CHANGES = frozenset(
-    {"data", "out", "max_steps", "eval_interval", "eval_batches", "log_interval", "ckpt_interval", "keep_checkpoints"}
-) | {"progress"}
+    {"data", "out", "max_steps", "eval_interval", "eval_batches", "log_interval", "ckpt_interval"}
+    | {"keep_checkpoints", "progress"}
+)
 TRAIN_FIELDS = [f.name for f in dataclasses.fields(TrainConfig)]
 MODEL_FIELDS = [f.name for f in dataclasses.fields(GPTConfig)]
 
@@ -185,7 +186,9 @@ class StepSpec:
 
     @classmethod
     def of(cls, tcfg: TrainConfig) -> StepSpec:
-        # Fields that do not enter the computation are reset so that runs differing only there share compiles.
+        # Fields that do not enter the computation are reset so that runs differing only there share compiles
+        # (the decay horizon is pinned first: by default it is max_steps).
+        tcfg = tcfg.replace(lr_decay_steps=tcfg.decay_steps)
         return cls(tcfg.replace(**{name: TrainConfig.__dataclass_fields__[name].default for name in RESUMABLE_CHANGES}))
 
 
@@ -728,12 +731,16 @@ def _build_parser() -> argparse.ArgumentParser:
         flags = [f"--{f.name}"] + ([f"--{f.name.replace('_', '-')}"] if "_" in f.name else [])
         extra = {"nargs": "?", "const": True} if kind is _parse_bool else {}
         help_text = f"(default {f.default})"
-        parser.add_argument(*flags, dest=f"train.{f.name}", type=kind, default=None, help=help_text, **extra)
+        parser.add_argument(
+            *flags, dest=f"train.{f.name}", type=kind, default=None, help=help_text, metavar="X", **extra
+        )
     for f in dataclasses.fields(GPTConfig):
         kind = _parse_bool if f.name == "bias" else (float if f.type in ("float", float) else int)
         flags = [f"--{f.name}"] + ([f"--{f.name.replace('_', '-')}"] if "_" in f.name else [])
         extra = {"nargs": "?", "const": True} if kind is _parse_bool else {}
-        parser.add_argument(*flags, dest=f"model.{f.name}", type=kind, default=None, help="(model)", **extra)
+        parser.add_argument(
+            *flags, dest=f"model.{f.name}", type=kind, default=None, help="(model)", metavar="X", **extra
+        )
     return parser
 
 

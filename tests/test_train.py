@@ -434,3 +434,6 @@ def test_train_config_validation():
         TrainConfig(beta2=1.0)
     assert TrainConfig(max_steps=50).decay_steps == 50
     assert TrainConfig(max_steps=50, lr_decay_steps=20).decay_steps == 20
+    # the compiled step's schedule keeps the run's decay horizon even though max_steps is not part of it
+    assert StepSpec.of(TrainConfig(max_steps=50)).tcfg.decay_steps == 50
+    assert StepSpec.of(TrainConfig(max_steps=50)) == StepSpec.of(TrainConfig(max_steps=70, lr_decay_steps=50))
