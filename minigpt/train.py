@@ -205,6 +205,7 @@ class Steps:
         import jax.numpy as jnp
         from flax import nnx
 
+        from minigpt.checkpoint import abstract_params
         from minigpt.model import GPT
         from minigpt.params import flatten_params
 
@@ -238,7 +239,7 @@ class Steps:
             return token_nll(_forward(build(params, key, True), x, tcfg.remat), y)
 
         grad_fn = jax.value_and_grad(loss_sum, has_aux=True)
-        self.tx = tx = make_optimizer(tcfg, abstract_like(cfg))
+        self.tx = tx = make_optimizer(tcfg, abstract_params(cfg))
 
         def train_step(params, opt_state, xs, ys, key):
             """xs, ys: (k, B, T) micro-batches; returns new (params, opt_state) and {loss, grad_norm}."""
@@ -262,21 +263,8 @@ class Steps:
         def eval_step(params, x, y):
             return token_nll(build(params, dropout_key(0), False)(x), y)
 
-        def loss_and_grad(params, x, y, key):
-            """Mean token loss of one batch and its gradient (no update): for inspection and tests."""
-            (s, n), g = grad_fn(params, x, y, key)
-            n = jnp.maximum(n, 1).astype(jnp.float32)
-            return s / n, jax.tree.map(lambda a: a / n, g)
-
         self.train_step = jax.jit(train_step)
         self.eval_step = jax.jit(eval_step)
-        self.loss_and_grad = jax.jit(loss_and_grad)
-
-
-def abstract_like(cfg: GPTConfig) -> Params:
-    from minigpt.checkpoint import abstract_params
-
-    return abstract_params(cfg)
 
 
 @functools.lru_cache(maxsize=16)
