@@ -101,6 +101,7 @@ def test_learning_rate_matches_closed_form(step, warmup, decay):
     else:
         expected = 1e-4 + 0.5 * (1e-3 - 1e-4) * (1 + math.cos(math.pi * (step - warmup) / (D - warmup)))
     assert float(learning_rate(step, tcfg)) == pytest.approx(expected, rel=1e-5, abs=1e-9)
+    assert float(learning_rate(jnp.int32(step), tcfg)) == pytest.approx(expected, rel=1e-5, abs=1e-9)  # in Optax
 
 
 def test_token_nll_matches_float64_numpy():
@@ -329,7 +330,7 @@ def test_run_directory_load_run_plot_and_cli(tmp_path, data_dir, capsys):
         (["--batch_size", "5000"], "batch_size=5000 is larger than the data"),
         (["--block_size", "600"], "block_size=600 is larger than the val split allows"),
         (["--vocab_size", "10"], "disagrees with the data's vocab_size 64"),
-        (["--lr", "1e-5"], "min_lr=0.0001 exceeds lr=1e-05"),
+        (["--lr", "1e-5"], "min_lr=0.0002 exceeds lr=1e-05"),
         (["--compute_dtype", "float16"], "compute_dtype must be one of"),
     ],
 )
