@@ -10,7 +10,7 @@ import sys
 
 # command → ("module:function", one-line help). Each function takes argv (list[str]) → exit code.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("minigpt.demo:main", "the main job: build a model, check the reference and JAX agree"),
+    "demo": ("minigpt.demo:main", "the main job: prepare the review corpus, train the baby GPT, continue a prompt"),
     "prepare": ("minigpt.data:prepare_main", "tokenise the review corpus or a text file into train/val .npy"),
     "train-numpy": ("minigpt.reference.train:main", "train the tiny preset in pure NumPy (hand-written backward)"),
     "sample": ("minigpt.sample:main", "continue a prompt with a trained run (greedy, sampling, beam; --ban)"),
