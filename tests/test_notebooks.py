@@ -40,7 +40,13 @@ def errors(cell) -> list[dict]:
 
 def test_there_are_notebooks():
     names = {p.name for p in NOTEBOOKS}
-    assert {"01_attention.ipynb", "03_gpt_forward_and_loss.ipynb", "05_jax_flax.ipynb"} <= names
+    assert {
+        "01_attention.ipynb",
+        "03_gpt_forward_and_loss.ipynb",
+        "04_backprop.ipynb",
+        "05_jax_flax.ipynb",
+        "07_decoding.ipynb",
+    } <= names
 
 
 @pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)
