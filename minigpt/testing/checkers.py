@@ -656,7 +656,6 @@ def _linear_backward_check(fn):
                 "dx": [("∂L/∂x = dy Wᵀ: you multiplied by W instead of its transpose.", lambda: dy @ w)],
                 "dweight": [
                     ("your weight gradient is transposed: ∂L/∂W = xᵀ dy has W's shape (in, out).", lambda: want[1].T),
-                    ("∂L/∂W = xᵀ dy: you used dyᵀ x or swapped x and dy.", lambda: np.einsum("bti,bto->oi", dy, x).T),
                     (sum_w + " You averaged instead of summing.", lambda: want[1] / (x.shape[0] * x.shape[1])),
                     (sum_w + " You used the first batch row only.", lambda: x[0].T @ dy[0]),
                 ],
@@ -674,7 +673,6 @@ def _linear_backward_check(fn):
                     (x.shape[:2] + w.shape, sum_w),
                 ],
                 "dbias": [(dy.shape, sum_bias), (dy.shape[1:], sum_bias), (dy.shape[::2], sum_bias)],
-                "dx": [((dy.shape[0], dy.shape[1], w.shape[1]), "∂L/∂x = dy Wᵀ has x's shape; you multiplied by W.")],
             },
             "linear",
         )
