@@ -10,7 +10,9 @@ computations and reports max |a − b| and max |a − b| / (|b| + tiny) against 
   only, since it takes its softmax in float32 whatever the input dtype);
 - loss vs the explicit causal log-likelihood −(1/N) Σ_t log P(x_{t+1} | x_≤t), each P from a separate forward
   pass over the prefix x_≤t alone (so the causal mask is checked, not assumed);
-- d loss / dθ: ``jax.grad`` vs central finite differences of the reference loss (float64 only).
+- d loss / dθ: ``jax.grad`` vs central finite differences of the reference loss (float64 only);
+- d loss / dθ by hand (``reference.loss_and_grads``, NumPy backprop) vs ``jax.grad`` of the Flax model, every entry;
+- KV-cache decoding (prefill, then one token per step) vs the full forward, NumPy and JAX caches.
 
 Adding a check: write ``def check_x(case: Case) -> Iterable[Row]`` and append it to ``CHECKS``; it receives
 the config, dtype, reference params, Flax model, a token batch and targets, already in the right x64 mode.
@@ -148,17 +150,22 @@ def check_log_likelihood(case: Case) -> Iterable[Row]:
     yield case.row("loss = causal log-lik.", ref.loss(case.params, case.idx, case.targets, case.cfg), total / (B * T))
 
 
+def _jax_grads(case: Case) -> dict[str, np.ndarray]:
+    """jax.grad of the Flax model's loss, flattened to the dotted parameter names."""
+    from flax import nnx
+
+    grads = nnx.jit(nnx.grad(lambda m, i, t: m.loss(i, t)))(case.model, case.idx, case.targets)
+    return {".".join(map(str, p)): np.asarray(v.get_value()) for p, v in nnx.to_flat_state(grads)}
+
+
 def check_grad_finite_differences(case: Case, n_coords: int = 12, eps: float = 1e-5) -> Iterable[Row]:
     """jax.grad of the loss vs central differences (L(θ + εe_i) − L(θ − εe_i)) / 2ε of the reference loss, at
     ``n_coords`` random coordinates. float64 only: in float32 the differences are mostly rounding noise."""
     if case.dtype != np.float64:
         return
-    from flax import nnx
-
     from minigpt import reference as ref
 
-    grads = nnx.jit(nnx.grad(lambda m, i, t: m.loss(i, t)))(case.model, case.idx, case.targets)
-    flat_g = {".".join(map(str, p)): np.asarray(v.get_value()) for p, v in nnx.to_flat_state(grads)}
+    flat_g = _jax_grads(case)
     flat = flatten_params(case.params)
     names = sorted(flat)
     got, want = [], []
@@ -177,12 +184,63 @@ def check_grad_finite_differences(case: Case, n_coords: int = 12, eps: float = 1
     yield case.row("grad: jax.grad vs FD", got, want, tol=(1e-5, 1e-8))
 
 
-# The report's rows, in order. #3 (hand-written backward) and #6 (KV cache) add their checks here.
+def check_hand_written_grads(case: Case) -> Iterable[Row]:
+    """∂L/∂θ by hand (``reference.loss_and_grads``, NumPy) vs ``jax.grad`` of the Flax model, every entry of every
+    tensor, in float32 and float64; plus the loss the backward pass returns vs ``reference.loss``."""
+    from minigpt import reference as ref
+
+    loss, grads = ref.loss_and_grads(case.params, case.idx, case.targets, case.cfg)
+    by_hand = flatten_params(grads)
+    auto = _jax_grads(case)
+    names = sorted(by_hand)
+    if sorted(auto) != names:
+        raise ValueError(f"gradient names differ: by hand {names}, jax.grad {sorted(auto)}")
+    yield case.row(
+        "grad: hand vs jax.grad",
+        np.concatenate([by_hand[n].ravel() for n in names]),
+        np.concatenate([auto[n].ravel() for n in names]),
+    )
+    yield case.row("loss of loss_and_grads", loss, ref.loss(case.params, case.idx, case.targets, case.cfg))
+
+
+def check_kv_cache(case: Case) -> Iterable[Row]:
+    """Decoding with a KV cache — a prompt prefilled, then one token at a time — gives the logits of the full
+    (uncached) reference forward at every position; for the NumPy cache and for the jitted JAX cache."""
+    import jax
+    import jax.numpy as jnp
+
+    from minigpt import reference as ref
+    from minigpt.generate.kv_cache import ReferenceKVCache, forward_cached_jax, forward_cached_numpy, init_cache_jax
+
+    B, T = case.idx.shape
+    P = max(1, T // 2)  # prompt length: prefill P tokens at once, then T − P single-token steps
+    want = ref.forward(case.params, case.idx, case.cfg)  # (B, T, V)
+    start = np.zeros(B, dtype=np.int32)
+
+    cache = ReferenceKVCache(case.cfg, start)
+    pieces = [forward_cached_numpy(case.params, case.cfg, case.idx[:, :P], cache)]
+    pieces += [forward_cached_numpy(case.params, case.cfg, case.idx[:, t : t + 1], cache) for t in range(P, T)]
+    yield case.row("kv cache (numpy)", np.concatenate(pieces, axis=1), want)
+
+    params = map_params(jnp.asarray, case.params)
+    step = jax.jit(lambda p, i, s, st, c: forward_cached_jax(p, case.cfg, i, s, st, c))
+    jcache = init_cache_jax(case.cfg, B, T, case.dtype)
+    logits, jcache = step(params, case.idx[:, :P], 0, start, jcache)
+    pieces = [np.asarray(logits)]
+    for t in range(P, T):
+        logits, jcache = step(params, case.idx[:, t : t + 1], t, start, jcache)
+        pieces.append(np.asarray(logits))
+    yield case.row("kv cache (jax)", np.concatenate(pieces, axis=1), want)
+
+
+# The report's rows, in order; a new check is appended here.
 CHECKS: list[Callable[[Case], Iterable[Row]]] = [
     check_components,
     check_model,
     check_log_likelihood,
     check_grad_finite_differences,
+    check_hand_written_grads,
+    check_kv_cache,
 ]
 
 

@@ -40,7 +40,13 @@ def errors(cell) -> list[dict]:
 
 def test_there_are_notebooks():
     names = {p.name for p in NOTEBOOKS}
-    assert {"01_attention.ipynb", "03_gpt_forward_and_loss.ipynb", "05_jax_flax.ipynb"} <= names
+    assert {
+        "01_attention.ipynb",
+        "03_gpt_forward_and_loss.ipynb",
+        "04_backprop.ipynb",
+        "05_jax_flax.ipynb",
+        "07_decoding.ipynb",
+    } <= names
 
 
 @pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)
@@ -67,7 +73,16 @@ def test_solutions_pass_every_checker(monkeypatch):
     path = EXERCISES / "solutions.ipynb"
     nb = execute(nbformat.read(path, as_version=4), path, monkeypatch)
     printed = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
-    for name in ("softmax", "causal_mask", "attention", "multi_head_attention", "gpt_forward", "loss"):
+    for name in (
+        "softmax",
+        "causal_mask",
+        "attention",
+        "multi_head_attention",
+        "gpt_forward",
+        "loss",
+        "linear_backward",
+        "layer_norm_backward",
+    ):
         assert f"{name}: correct" in printed
 
 
@@ -82,7 +97,7 @@ def test_student_and_solution_notebooks_differ_only_in_the_exercise_cells():
             assert 'raise NotImplementedError("TODO: ' in s.source and "NotImplementedError" not in t.source
         else:
             assert s.source == t.source
-    assert n_exercises == 6
+    assert n_exercises == 8
 
 
 # what each blank (or planted mistake) must make the checker in the next cell say
@@ -98,6 +113,17 @@ PLANTED = {
         "def attention(q, k, v, mask):\n    s = q @ np.swapaxes(k, -1, -2)\n    s = s if mask is None else s + mask\n"
         "    e = np.exp(s - s.max(-1, keepdims=True))\n    return e / e.sum(-1, keepdims=True) @ v",
         r"not scaled by 1/√d_k",
+    ),
+    "def linear_backward": (  # the bias gradient not summed over time
+        "def linear_backward(dy, x, weight, bias):\n"
+        "    return dy @ weight.T, np.einsum('bti,bto->io', x, dy), dy.sum(0)",
+        "summed over batch and time",
+    ),
+    "def layer_norm_backward": (  # μ treated as a constant
+        "def layer_norm_backward(dy, x, weight, bias, eps):\n    xh = (x - x.mean(-1, keepdims=True)) / np.sqrt("
+        "x.var(-1, keepdims=True) + eps)\n    g = dy * weight\n    dx = (g - xh * (g * xh).mean(-1, keepdims=True))"
+        " / np.sqrt(x.var(-1, keepdims=True) + eps)\n    return dx, (dy * xh).sum((0, 1)), dy.sum((0, 1))",
+        "forgot the mean term",
     ),
 }
 
@@ -117,10 +143,10 @@ def test_blank_exercises_fail_with_the_intended_messages(planted, monkeypatch):
                 break
         else:
             expected[i + 1] = re.escape(BLANK)
-    if planted:  # the later exercises use the earlier functions: plant only, and check only, the first three
+    if planted:  # the later forward exercises use the earlier functions: check only the planted ones
         expected = {i: m for i, m in expected.items() if m != re.escape(BLANK)}
     nb = execute(nb, path, monkeypatch, allow_errors=True)
-    assert len(expected) == (3 if planted else 6)
+    assert len(expected) == (5 if planted else 8)
     for i, message in expected.items():
         errs = errors(nb.cells[i])
         assert errs, f"cell {i} ({nb.cells[i].source.splitlines()[0]}) should have failed"

@@ -184,3 +184,139 @@ def test_loss_mistakes():
 
     _fails_with(C.check_loss, counts_ignored, "ignore_index were counted")
     _fails_with(C.check_loss, lambda lg, t, ii=-1: good_loss(lg, t, ii, axis=1), "wrong axis")
+
+
+# -- backward of one layer: students' gradients, written independently of functional_backward -----
+
+
+def good_linear_backward(dy, x, w, b, *, transpose_dw=False, mean_db=False, db_per_time=False):
+    dx = dy @ w.T
+    dw = np.einsum("bti,bto->io", x, dy)
+    db = dy.sum(axis=(0, 1))
+    if transpose_dw:
+        dw = dw.T
+    if mean_db:
+        db = dy.mean(axis=(0, 1))
+    if db_per_time:
+        db = dy.sum(axis=0)  # (T, out): forgot to sum over time
+    return dx, dw, db
+
+
+def good_layer_norm_backward(dy, x, w, b, eps, *, mean_term=True, var_term=True):
+    C = x.shape[-1]
+    mu = x.mean(-1, keepdims=True)
+    inv = 1.0 / np.sqrt(((x - mu) ** 2).mean(-1, keepdims=True) + eps)
+    xhat = (x - mu) * inv
+    g = dy * w
+    dx = C * g
+    if mean_term:
+        dx = dx - g.sum(-1, keepdims=True)
+    if var_term:
+        dx = dx - xhat * (g * xhat).sum(-1, keepdims=True)
+    return dx * inv / C, (dy * xhat).sum(axis=(0, 1)), dy.sum(axis=(0, 1))
+
+
+def good_gelu_backward(dy, x, *, inner=True):
+    c = math.sqrt(2 / math.pi)
+    t = np.tanh(c * (x + 0.044715 * x**3))
+    du = c * (1 + 3 * 0.044715 * x**2) if inner else 1.0
+    return dy * (0.5 * (1 + t) + 0.5 * x * (1 - t**2) * du)
+
+
+def good_softmax_backward(dy, y, *, jacobian=True):
+    # dx_j = Σ_i dy_i ∂y_i/∂x_j with the full Jacobian diag(y) − y yᵀ, built explicitly
+    J = np.einsum("...i,ij->...ij", y, np.eye(y.shape[-1])) - (y[..., :, None] * y[..., None, :] if jacobian else 0)
+    return np.einsum("...i,...ij->...j", dy, J)
+
+
+def good_attention_backward(dout, q, k, v, mask, *, scale=True, use_mask=True, transpose_a=True):
+    s_ = math.sqrt(q.shape[-1])
+    S = q @ k.swapaxes(-1, -2) / s_ + (0 if mask is None or not use_mask else mask)
+    A = good_softmax(S)
+    dv = (A.swapaxes(-1, -2) if transpose_a else A) @ dout
+    dA = dout @ v.swapaxes(-1, -2)
+    dS = good_softmax_backward(dA, A)
+    f = 1 / s_ if scale else 1.0
+    return dS @ k * f, dS.swapaxes(-1, -2) @ q * f, dv
+
+
+@pytest.mark.parametrize(
+    "layer, fn",
+    [
+        ("linear", good_linear_backward),
+        ("layer_norm", good_layer_norm_backward),
+        ("gelu", good_gelu_backward),
+        ("softmax", good_softmax_backward),
+        ("attention", good_attention_backward),
+    ],
+)
+def test_correct_backwards_pass(layer, fn):
+    C.check_layer_backward(fn, layer, max_examples=15)
+
+
+def _backward_fails_with(layer, fn, *phrases):
+    return _fails_with(lambda f: C.check_layer_backward(f, layer, max_examples=15), fn, *phrases)
+
+
+def test_linear_backward_mistakes():
+    def transposed(dy, x, w, b):
+        return good_linear_backward(dy, x, w, b, transpose_dw=True)
+
+    m = _backward_fails_with("linear", transposed, "dweight", "transposed")
+    assert "Smallest failing input" in m
+    _backward_fails_with(
+        "linear", lambda *a: good_linear_backward(*a, db_per_time=True), "dbias", "summed over batch and time"
+    )
+    _backward_fails_with(
+        "linear", lambda *a: good_linear_backward(*a, mean_db=True), "dbias", "summed over batch and time", "averaged"
+    )
+    _backward_fails_with("linear", lambda *a: good_linear_backward(*a)[:2], "return 3 arrays")
+
+
+def test_layer_norm_backward_mistakes():
+    _backward_fails_with(
+        "layer_norm", lambda *a: good_layer_norm_backward(*a, mean_term=False), "forgot the mean term −mean(g)"
+    )
+    _backward_fails_with("layer_norm", lambda *a: good_layer_norm_backward(*a, var_term=False), "σ depending on x")
+    _backward_fails_with(
+        "layer_norm", lambda *a: good_layer_norm_backward(*a, mean_term=False, var_term=False), "both mean terms"
+    )
+
+    def dgamma_from_x(dy, x, w, b, eps):
+        dx, _, db = good_layer_norm_backward(dy, x, w, b, eps)
+        return dx, (dy * x).sum(axis=(0, 1)), db
+
+    _backward_fails_with("layer_norm", dgamma_from_x, "dweight", "x̂")
+
+
+def test_gelu_backward_mistakes():
+    _backward_fails_with("gelu", lambda dy, x: good_gelu_backward(dy, x, inner=False), "chain rule through u")
+    _backward_fails_with("gelu", lambda dy, x: good_gelu_backward(np.ones_like(dy), x), "upstream gradient")
+
+
+def test_softmax_backward_mistakes():
+    m = _backward_fails_with(
+        "softmax", lambda dy, y: good_softmax_backward(dy, y, jacobian=False), "missing the −p pᵀ term"
+    )
+    assert "Smallest failing input" in m
+    _backward_fails_with(
+        "softmax", lambda dy, y: good_softmax_backward(dy.swapaxes(0, -1), y.swapaxes(0, -1)).swapaxes(0, -1), "dx"
+    )
+
+
+def test_attention_backward_mistakes():
+    _backward_fails_with("attention", lambda *a: good_attention_backward(*a, scale=False), "dq", "1/√d_k")
+    _backward_fails_with("attention", lambda *a: good_attention_backward(*a, use_mask=False), "without the mask")
+    _backward_fails_with("attention", lambda *a: good_attention_backward(*a, transpose_a=False), "dv", "transpose")
+
+
+def test_an_undiagnosed_gradient_error_shows_finite_differences():
+    def off(dy, x):
+        return good_gelu_backward(dy, x) * 1.01
+
+    _backward_fails_with("gelu", off, "differs from the reference", "Finite differences give")
+
+
+def test_unknown_layer_is_a_value_error():
+    with pytest.raises(ValueError, match="unknown layer 'relu'"):
+        C.check_layer_backward(good_gelu_backward, "relu")

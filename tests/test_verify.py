@@ -22,7 +22,17 @@ def test_cli_json_report_passes_and_covers_both_dtypes(capsys):
     assert report["passed"] is True
     rows = report["rows"]
     checks = {(r["check"], r["dtype"]) for r in rows}
-    for name in ("softmax", "layer_norm", "multi_head_attention", "block", "logits (jit)", "loss (jit)"):
+    for name in (
+        "softmax",
+        "layer_norm",
+        "multi_head_attention",
+        "block",
+        "logits (jit)",
+        "loss (jit)",
+        "grad: hand vs jax.grad",
+        "kv cache (numpy)",
+        "kv cache (jax)",
+    ):
         assert {(name, "float32"), (name, "float64")} <= checks
     assert ("grad: jax.grad vs FD", "float64") in checks
     assert ("loss = causal log-lik.", "float64") in checks
@@ -64,3 +74,44 @@ def test_bad_arguments_are_rejected():
         verify.main(["--configs", "0"])
     with pytest.raises(ValueError, match="at least 1"):
         verify.run(0)
+
+
+def test_a_broken_hand_written_gradient_fails_its_row(monkeypatch):
+    from minigpt.reference import functional_backward as FB
+    from minigpt.reference import model_backward
+
+    def no_mean_term(dy, cache):  # LayerNorm backward that treats μ as a constant
+        dx, dw, db = FB.layer_norm_backward(dy, cache)
+        g = dy * cache[1]
+        x = cache[0]
+        return dx + g.mean(-1, keepdims=True) / np.sqrt(x.var(-1, keepdims=True) + cache[3]), dw, db
+
+    monkeypatch.setattr(model_backward, "layer_norm_backward", no_mean_term)
+    rows = verify.run(1, seed=2, checks=[verify.check_hand_written_grads])
+    grad_rows = [r for r in rows if r.check == "grad: hand vs jax.grad"]
+    assert len(grad_rows) == 2 and not any(r.passed for r in grad_rows)
+    assert all(r.passed for r in rows if r.check == "loss of loss_and_grads")  # the forward is untouched
+
+
+def test_a_cache_that_stores_keys_as_values_fails_the_numpy_row(monkeypatch):
+    from minigpt.generate import kv_cache
+
+    def keys_as_values(self, layer, k, v):  # returns this step right, but caches K where V belongs
+        if self.k[layer] is not None:
+            k = np.concatenate([self.k[layer], k], axis=2)
+            v = np.concatenate([self.v[layer], v], axis=2)
+        self.k[layer], self.v[layer] = k, k
+        return k, v
+
+    monkeypatch.setattr(kv_cache.ReferenceKVCache, "append", keys_as_values)
+    rows = {(r.check, r.dtype): r for r in verify.run(1, seed=2, checks=[verify.check_kv_cache])}
+    assert not rows["kv cache (numpy)", "float32"].passed and not rows["kv cache (numpy)", "float64"].passed
+    assert rows["kv cache (jax)", "float32"].passed and rows["kv cache (jax)", "float64"].passed
+
+
+def test_a_cache_mask_that_hides_the_past_fails_both_cache_rows(monkeypatch):
+    from minigpt.generate import kv_cache
+
+    monkeypatch.setattr(kv_cache, "attention_allowed", lambda i, j, start, xp=np: j[None, None, :] == i[None, :, None])
+    rows = verify.run(1, seed=2, checks=[verify.check_kv_cache])
+    assert rows and not any(r.passed for r in rows)
