@@ -87,12 +87,25 @@ def restore(
     saved = GPTConfig.from_dict(meta["model"])
     if saved != cfg:
         raise ValueError(f"checkpoint {directory / str(step)} holds a model {saved}, not the requested {cfg}")
-    items = {"params": ocp.args.StandardRestore(abstract_params(cfg))}
+    items = {"params": ocp.args.StandardRestore(_on_default_device(abstract_params(cfg)))}
     if abstract_opt_state is not None:
-        items["opt_state"] = ocp.args.StandardRestore(abstract_opt_state)
+        items["opt_state"] = ocp.args.StandardRestore(_on_default_device(abstract_opt_state))
     restored = mngr.restore(step, args=ocp.args.Composite(**items))
     opt_state = restored.opt_state if abstract_opt_state is not None else None
     return restored.params, opt_state, meta
+
+
+def _on_default_device(abstract: Any) -> Any:
+    """Restore targets without a sharding go to the default device, whatever mesh the checkpoint was saved from
+    (Orbax would otherwise try to rebuild the saving run's device layout and fail on another topology)."""
+    device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+
+    def one(a: Any) -> Any:
+        if getattr(a, "sharding", None) is not None:
+            return a
+        return jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=device)
+
+    return jax.tree.map(one, abstract)
 
 
 def to_numpy(tree: Any) -> Any:

@@ -77,6 +77,7 @@ class TrainConfig:
     compute_dtype: str = "float32"
     remat: bool = False
     progress: bool = True
+    mesh: str = ""  # e.g. "data=4,fsdp=2" (minigpt.distributed); "" = one device
 
     def __post_init__(self) -> None:
         positive = ("batch_size", "grad_accum", "max_steps", "eval_interval", "eval_batches", "log_interval")
@@ -113,7 +114,7 @@ class TrainConfig:
 # Fields that may change when a run is resumed: they do not alter the optimisation path.
 RESUMABLE_CHANGES = frozenset(
     {"data", "out", "max_steps", "eval_interval", "eval_batches", "log_interval", "ckpt_interval"}
-    | {"keep_checkpoints", "progress"}
+    | {"keep_checkpoints", "progress", "mesh"}
 )
 TRAIN_FIELDS = [f.name for f in dataclasses.fields(TrainConfig)]
 MODEL_FIELDS = [f.name for f in dataclasses.fields(GPTConfig)]
@@ -266,6 +267,7 @@ class Steps:
         def eval_step(params, x, y):
             return token_nll(build(params, dropout_key(0), False)(x), y)
 
+        self.train_fn, self.eval_fn = train_step, eval_step  # un-jitted, for minigpt.distributed
         self.train_step = jax.jit(train_step)
         self.eval_step = jax.jit(eval_step)
 
@@ -521,16 +523,27 @@ def train(
         raise FileNotFoundError(f"--resume: no checkpoint in {ckpt_dir}; start a new run without --resume")
 
     steps = compiled_steps(cfg, StepSpec.of(tcfg))
+    if tcfg.mesh:
+        from minigpt.distributed import sharded_steps
+
+        steps = sharded_steps(steps, cfg, tcfg.mesh, tcfg.batch_size)
     if resume:
         saved = checkpoint.restore_meta(ckpt_dir)
         if tcfg.lr_decay_steps == 0:
             tcfg = tcfg.replace(lr_decay_steps=saved["train"]["lr_decay_steps"])
         _check_resumable(saved, cfg, tcfg, run_dir)
-        abstract_opt = jax.eval_shape(steps.tx.init, checkpoint.abstract_params(cfg))
-        params, opt_state, saved = checkpoint.restore(ckpt_dir, cfg, abstract_opt)
+        if tcfg.mesh:
+            params, opt_state, saved = steps.restore(ckpt_dir)  # from any mesh into this one
+        else:
+            abstract_opt = jax.eval_shape(steps.tx.init, checkpoint.abstract_params(cfg))
+            params, opt_state, saved = checkpoint.restore(ckpt_dir, cfg, abstract_opt)
         start = int(saved["step"])
         key = jax.random.wrap_key_data(jnp.asarray(saved["dropout_key"], dtype=jnp.uint32), impl=DROPOUT_RNG)
         log(f"resuming {run_dir} from step {start}")
+    elif tcfg.mesh:
+        params = steps.place_params(init_params(cfg, tcfg.seed))
+        opt_state = steps.init_opt_state(params)
+        start, key = 0, dropout_key(tcfg.seed)
     else:
         params = jax.tree.map(jnp.asarray, init_params(cfg, tcfg.seed))
         opt_state = steps.tx.init(params)
