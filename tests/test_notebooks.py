@@ -45,6 +45,7 @@ def test_there_are_notebooks():
         "03_gpt_forward_and_loss.ipynb",
         "04_backprop.ipynb",
         "05_jax_flax.ipynb",
+        "06_training.ipynb",
         "07_decoding.ipynb",
     } <= names
 
