@@ -102,3 +102,12 @@ def test_sample_sentiment_prefixes_the_control_token(tiny):
     args.sentiment = "angry"
     with pytest.raises(ValueError, match="valid labels are"):
         run_sample(cfg, params, tok, args, out=io.StringIO())
+
+
+def test_cli_prepares_and_reports_bad_directories(dirs, tmp_path, capsys):
+    from minigpt.cli import main
+
+    assert main(["prepare-sentiment", str(dirs[0]), str(tmp_path / "out")]) == 0
+    assert load_meta(tmp_path / "out")["control_tokens"] == CONTROL_TOKENS
+    assert main(["prepare-sentiment", str(tmp_path / "nowhere"), str(tmp_path / "o2")]) == 2
+    assert "not a prepared data directory" in capsys.readouterr().err and not (tmp_path / "o2").exists()

@@ -36,7 +36,7 @@ def control_token(tokenizer: Any, label: str) -> str:
     if token not in tokenizer.special_tokens:
         raise ValueError(
             f"the run's tokenizer has no {token} token: it was not trained on sentiment-prefixed data; "
-            "prepare it with 'python -m minigpt.apps.sentiment DATA OUT' (or prepare_sentiment) and train on OUT"
+            "prepare it with 'minigpt prepare-sentiment DATA OUT' and train on OUT"
         )
     return token
 
@@ -140,11 +140,11 @@ def zero_shot_predict(params: Params, cfg: GPTConfig, tokenizer: Any, texts: lis
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m minigpt.apps.sentiment DATA OUT``: the sentiment-prefixed copy of a prepared review directory."""
+    """``minigpt prepare-sentiment DATA OUT``: the sentiment-prefixed copy of a prepared review directory."""
     import argparse
     import sys
 
-    p = argparse.ArgumentParser(prog="python -m minigpt.apps.sentiment", description=main.__doc__)
+    p = argparse.ArgumentParser(prog="minigpt prepare-sentiment", description=main.__doc__)
     p.add_argument("source", help="a directory from 'minigpt prepare reviews'")
     p.add_argument("out")
     args = p.parse_args(argv)
