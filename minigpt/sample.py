@@ -6,6 +6,7 @@
 Strategies: ``greedy`` (argmax), ``sample`` (temperature / top-k / top-p, reproducible with --seed),
 ``beam`` (prints the --num-return best continuations with their length-normalised scores).
 ``--ban`` (repeatable) forbids a phrase anywhere in the continuation, for every strategy.
+``--sentiment pos|neg`` steers a run trained on sentiment-prefixed data (``minigpt.apps.sentiment``).
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-return", type=int, default=1, help="beam: how many of the best beams to print")
     p.add_argument("--length-penalty", type=float, default=1.0, help="beam: score = log P / length^α")
     p.add_argument("--ban", action="append", default=[], metavar="PHRASE", help="phrase never to generate")
+    p.add_argument(
+        "--sentiment", default=None, metavar="LABEL", help="pos|neg: prefix the control token (sentiment-trained runs)"
+    )
     p.add_argument("--stop-token", type=int, action="append", default=[], metavar="ID", help="stop at this id")
     p.add_argument("--backend", choices=("jax", "numpy"), default="jax")
     p.add_argument(
@@ -55,10 +59,15 @@ def run_sample(
     if tokenizer is None:
         raise ValueError(f"run {args.run_dir!r} has no tokenizer, so a text prompt cannot be encoded")
     common = dict(max_new_tokens=args.max_new_tokens, backend=args.backend, crop_prompt=args.crop_prompt)
+    prompt = args.prompt
+    if args.sentiment is not None:  # the model was trained on "<label>review" lines (minigpt.apps.sentiment)
+        from minigpt.apps.sentiment import control_token
+
+        prompt = control_token(tokenizer, args.sentiment) + prompt
     if args.strategy == "beam":
         eos = args.stop_token[0] if args.stop_token else None
         hyps = beam_search_text(
-            params, tokenizer, args.prompt, cfg, ban=args.ban, num_beams=args.num_beams, num_return=args.num_return,
+            params, tokenizer, prompt, cfg, ban=args.ban, num_beams=args.num_beams, num_return=args.num_return,
             length_penalty=args.length_penalty, eos_token=eos, **common,
         )  # fmt: skip
         for text, score in hyps:
@@ -71,7 +80,7 @@ def run_sample(
             raise ValueError(f"--temperature must be > 0 for --strategy sample, got {args.temperature}; use greedy")
         sampling = dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed)
     pieces = stream_text(
-        params, tokenizer, args.prompt, cfg, ban=args.ban, repetition_penalty=args.repetition_penalty,
+        params, tokenizer, prompt, cfg, ban=args.ban, repetition_penalty=args.repetition_penalty,
         stop_tokens=args.stop_token, **sampling, **common,
     )  # fmt: skip
     print(args.prompt, end="", file=out, flush=True)

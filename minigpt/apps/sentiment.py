@@ -1,0 +1,161 @@
+"""Sentiment control tokens: every review line is prefixed by ``<pos>`` or ``<neg>``.
+
+A language model trained on ``<label> review\\n`` lines learns P(review | label); at sampling time the
+prefix steers the review (``minigpt sample RUN --prompt 这款手机 --sentiment neg``). The same model scores a
+review zero-shot by Bayes' rule with equal priors:
+
+    label(x) = argmax_ℓ  log P(x | <ℓ>) = argmax_ℓ Σ_t log P(x_t | <ℓ>, x_<t)
+
+The data variant is a normal prepared directory (``minigpt.data``) whose tokenizer has the two extra
+special tokens at the end of the vocab, so ``minigpt train`` takes it unchanged.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from minigpt.config import GPTConfig
+from minigpt.params import Params
+
+CONTROL_TOKENS: dict[str, str] = {"pos": "<pos>", "neg": "<neg>"}
+LABELS: tuple[str, ...] = tuple(CONTROL_TOKENS)
+
+
+def control_token(tokenizer: Any, label: str) -> str:
+    """The special-token string for ``label``; a ``ValueError`` for an unknown label or a tokenizer without it."""
+    if label not in CONTROL_TOKENS:
+        raise ValueError(f"unknown sentiment label {label!r}; valid labels are {list(LABELS)}")
+    token = CONTROL_TOKENS[label]
+    if token not in tokenizer.special_tokens:
+        raise ValueError(
+            f"the run's tokenizer has no {token} token: it was not trained on sentiment-prefixed data; "
+            "prepare it with 'minigpt prepare-sentiment DATA OUT' and train on OUT"
+        )
+    return token
+
+
+def control_id(tokenizer: Any, label: str) -> int:
+    """The token id of ``label``'s control token."""
+    return int(tokenizer.special_tokens[control_token(tokenizer, label)])
+
+
+def prepare_sentiment(source: str | os.PathLike, out: str | os.PathLike) -> dict:
+    """Write a copy of the labelled data directory ``source`` with each line prefixed by its control token.
+
+    The tokenizer is ``source``'s plus ``<pos>``, ``<neg>`` (appended: every other id keeps its value);
+    line i of split s is ``[<label_i>] + ids(text_i) + ids("\\n")``. Written under a temporary name, then renamed.
+    """
+    from minigpt.data import SPLITS, _replace_dir, load_lines, load_meta
+    from minigpt.tokenizers import load_tokenizer
+
+    source, out = Path(source), Path(out)
+    meta = load_meta(source)
+    tok = load_tokenizer(source / "tokenizer")
+    ids = dict(zip(LABELS, tok.add_special_tokens([CONTROL_TOKENS[lab] for lab in LABELS]), strict=True))
+    dtype = np.uint16 if tok.vocab_size <= 2**16 else np.uint32
+    newline = tok.encode("\n")
+    meta = {**meta, "vocab_size": tok.vocab_size, "dtype": np.dtype(dtype).name, "control_tokens": CONTROL_TOKENS}
+    meta["derived_from"] = str(source.resolve())
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        for split in SPLITS:
+            lines = load_lines(source, split)
+            stream: list[int] = []
+            offsets = [0]
+            for text, label in lines:
+                stream += [ids[label], *tok.encode(text), *newline]
+                offsets.append(len(stream))
+            np.save(tmp / f"{split}.npy", np.asarray(stream, dtype=dtype))
+            np.save(tmp / f"{split}_line_offsets.npy", np.asarray(offsets, dtype=np.int64))
+            shutil.copyfile(source / f"{split}_lines.jsonl", tmp / f"{split}_lines.jsonl")
+            meta["splits"][split] = {**meta["splits"][split], "tokens": len(stream)}
+        tok.save(tmp / "tokenizer")
+        (tmp / "meta.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
+        _replace_dir(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return meta
+
+
+def conditional_log_likelihood(
+    params: Params, cfg: GPTConfig, tokenizer: Any, texts: list[str], label: str, batch_size: int = 64
+) -> np.ndarray:
+    """log P(text + "\\n" | <label>) per text, (N,), summed over the text's tokens (JAX forward, float32).
+
+    Texts longer than block_size − 1 tokens are cut to their first block_size − 1 tokens (the newline is then
+    not scored); empty texts are a ``ValueError``.
+    """
+    first = control_id(tokenizer, label)
+    rows = []
+    for text in texts:
+        if not text:
+            raise ValueError("cannot score an empty review; give at least one character")
+        rows.append(([first, *tokenizer.encode(text), *tokenizer.encode("\n")])[: cfg.block_size])
+    T = max(len(r) for r in rows)
+    x = np.zeros((-(-len(rows) // batch_size) * batch_size, T), np.int32)  # padded to whole batches: one compile
+    n = np.zeros(len(x), np.int32)
+    for j, r in enumerate(rows):
+        x[j, : len(r)] = r
+        n[j] = len(r)
+    score = _score_fn(cfg)
+    out = [
+        np.asarray(score(params, x[i : i + batch_size], n[i : i + batch_size])) for i in range(0, len(x), batch_size)
+    ]
+    return np.concatenate(out)[: len(rows)].astype(np.float64)
+
+
+@functools.lru_cache(maxsize=8)
+def _score_fn(cfg: GPTConfig):
+    """jit(params, x (B, T), n (B,)) → Σ_{t=1}^{n-1} log P(x_t | x_<t), (B,)."""
+    import jax
+    import jax.numpy as jnp
+
+    from minigpt.apps.classifier import _model
+
+    def score(params, x, n):
+        logp = jax.nn.log_softmax(_model(params, cfg)(x).astype(jnp.float32), axis=-1)  # (B, T, V)
+        picked = jnp.take_along_axis(logp[:, :-1], x[:, 1:, None], axis=-1)[..., 0]  # (B, T-1)
+        keep = jnp.arange(1, x.shape[1])[None, :] < n[:, None]
+        return jnp.where(keep, picked, 0.0).sum(axis=1)
+
+    return jax.jit(score)
+
+
+def zero_shot_predict(params: Params, cfg: GPTConfig, tokenizer: Any, texts: list[str]) -> np.ndarray:
+    """1 (pos) where log P(x | <pos>) > log P(x | <neg>), else 0 (neg); int (N,)."""
+    pos = conditional_log_likelihood(params, cfg, tokenizer, texts, "pos")
+    neg = conditional_log_likelihood(params, cfg, tokenizer, texts, "neg")
+    return (pos > neg).astype(np.int64)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``minigpt prepare-sentiment DATA OUT``: the sentiment-prefixed copy of a prepared review directory."""
+    import argparse
+    import sys
+
+    p = argparse.ArgumentParser(prog="minigpt prepare-sentiment", description=main.__doc__)
+    p.add_argument("source", help="a directory from 'minigpt prepare reviews'")
+    p.add_argument("out")
+    args = p.parse_args(argv)
+    try:
+        meta = prepare_sentiment(args.source, args.out)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"vocab_size {meta['vocab_size']} (with {list(CONTROL_TOKENS.values())}) → {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
