@@ -17,10 +17,12 @@ it would have seen without the interruption, with no sampler state to save beyon
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -194,6 +196,21 @@ def _split_text(text: str, val_fraction: float) -> dict[str, str]:
     return {"train": text[:cut], "val": text[cut:]}
 
 
+@contextlib.contextmanager
+def staged_dir(out: Path) -> Iterator[Path]:
+    """A fresh temporary folder beside ``out`` that replaces ``out`` only when the ``with`` block completes;
+    on any error ``out`` is left as it was and the temporary folder is removed."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        yield tmp
+        _replace_dir(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def _replace_dir(tmp: Path, out: Path) -> None:
     """Put ``tmp`` at ``out``; an existing ``out`` is moved aside first and restored if the rename fails."""
     old = out.with_name(f".{out.name}.old-{os.getpid()}")
@@ -279,11 +296,7 @@ def prepare(
     dtype = np.uint16 if tok.vocab_size <= 2**16 else np.uint32
     meta.update(tokenizer=tok.kind, vocab_size=tok.vocab_size, dtype=np.dtype(dtype).name, separator="\n", splits={})
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
+    with staged_dir(out) as tmp:
         for split in SPLITS:
             counts = {"lines": texts[split].count("\n"), "chars": len(texts[split])}
             if lines is not None:
@@ -305,9 +318,6 @@ def prepare(
             meta["splits"][split] = counts
         tok.save(tmp / "tokenizer")
         (tmp / "meta.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
-        _replace_dir(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return meta
 
 

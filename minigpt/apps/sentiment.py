@@ -52,7 +52,7 @@ def prepare_sentiment(source: str | os.PathLike, out: str | os.PathLike) -> dict
     The tokenizer is ``source``'s plus ``<pos>``, ``<neg>`` (appended: every other id keeps its value);
     line i of split s is ``[<label_i>] + ids(text_i) + ids("\\n")``. Written under a temporary name, then renamed.
     """
-    from minigpt.data import SPLITS, _replace_dir, load_lines, load_meta
+    from minigpt.data import SPLITS, load_lines, load_meta, staged_dir
     from minigpt.tokenizers import load_tokenizer
 
     source, out = Path(source), Path(out)
@@ -64,11 +64,7 @@ def prepare_sentiment(source: str | os.PathLike, out: str | os.PathLike) -> dict
     meta = {**meta, "vocab_size": tok.vocab_size, "dtype": np.dtype(dtype).name, "control_tokens": CONTROL_TOKENS}
     meta["derived_from"] = str(source.resolve())
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
+    with staged_dir(out) as tmp:
         for split in SPLITS:
             lines = load_lines(source, split)
             stream: list[int] = []
@@ -82,9 +78,6 @@ def prepare_sentiment(source: str | os.PathLike, out: str | os.PathLike) -> dict
             meta["splits"][split] = {**meta["splits"][split], "tokens": len(stream)}
         tok.save(tmp / "tokenizer")
         (tmp / "meta.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
-        _replace_dir(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return meta
 
 
