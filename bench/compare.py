@@ -5,7 +5,8 @@
 Each (framework, preset) training run is its own subprocess, run alternately (minigpt, torch, minigpt, ...),
 so that its peak RSS (``ru_maxrss``) is its own and the two see the same machine load. Figures are medians
 of ``--steps`` steps after the first (which for minigpt includes compilation: "first step").
-MFU = 6N+12LCT FLOPs/token · tokens/s ÷ the peak of a jitted float32 matmul measured in this run.
+MFU = 6N+12LCT FLOPs/token · tokens/s ÷ the best peak of a jitted float32 matmul measured in this run
+(re-measured before each preset).
 Decoding: greedy, batch 1, a 16-token prompt, KV cache on both sides (``minigpt.generate`` is one jitted loop;
 the PyTorch baseline is an eager loop). Ratios < 1 mean minigpt is faster / lighter.
 Needs the ``bench`` extra (torch). On a shared machine look at the ratios, not the absolute times.
@@ -135,6 +136,8 @@ def main() -> None:
     print(f"jax {jax.__version__}, torch {torch.__version__} ({threads} threads), {os.cpu_count()} CPUs")
     print(f"load average {os.getloadavg()[0]:.2f}; fp32 matmul peak (jitted 1024³) {peak / 1e9:.1f} GFLOP/s")
     for preset in args.presets:
+        # On a shared machine one matmul timing can land in a busy moment: re-measure and keep the best.
+        peak = max(peak, matmul_peak_flops.__wrapped__())
         cfg = GPTConfig.preset(preset, vocab_size=65)
         tokens = BATCH[preset] * cfg.block_size
         r = {"jax": [], "torch": []}
@@ -160,7 +163,7 @@ def main() -> None:
         f"greedy decoding {args.decode_preset}, batch 1, {args.decode_tokens} tokens: minigpt {jr:.0f} tok/s, "
         f"torch {tr:.0f} tok/s, time ratio minigpt/torch {tr / jr:.2f}"
     )
-    print(f"load average at end {os.getloadavg()[0]:.2f}")
+    print(f"load average at end {os.getloadavg()[0]:.2f}; best fp32 matmul peak seen {peak / 1e9:.1f} GFLOP/s")
 
 
 if __name__ == "__main__":
