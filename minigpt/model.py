@@ -27,7 +27,9 @@ class Linear(nnx.Module):
         self.bias = nnx.Param(jnp.zeros((d_out,), dtype)) if bias else None
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        y = x @ self.weight[...]
+        # The product is taken on the 2-D (B·T, in) view: the same numbers, but XLA:CPU compiles a 2-D dot
+        # (and its gradient) to one large GEMM, ≈2.5× faster than the batched 3-D dot next to a fused GELU.
+        y = (x.reshape(-1, x.shape[-1]) @ self.weight[...]).reshape(*x.shape[:-1], -1)  # (..., out)
         return y if self.bias is None else y + self.bias[...]
 
 
@@ -136,7 +138,8 @@ class GPT(nnx.Module):
 
     def __call__(self, idx: jax.Array) -> jax.Array:
         """Logits (B, T, V) for token ids (B, T)."""
-        return self.hidden_states(idx) @ self.wte.weight[...].T  # (B, T, V)
+        h = self.hidden_states(idx)  # (B, T, C); the tied head as a 2-D dot, like Linear
+        return (h.reshape(-1, h.shape[-1]) @ self.wte.weight[...].T).reshape(*h.shape[:-1], -1)  # (B, T, V)
 
     def attention_weights(self, idx: jax.Array) -> jax.Array:
         """Per-layer, per-head attention weights (L, B, H, T, T)."""

@@ -268,7 +268,9 @@ class Steps:
             return token_nll(build(params, dropout_key(0), False)(x), y)
 
         self.train_fn, self.eval_fn = train_step, eval_step  # un-jitted, for minigpt.distributed
-        self.train_step = jax.jit(train_step)
+        # The optimizer state (2× the parameters) is donated: XLA updates it in place instead of holding old
+        # and new copies. Parameters are not, so callers may keep using the params they passed in.
+        self.train_step = jax.jit(train_step, donate_argnums=1)
         self.eval_step = jax.jit(eval_step)
 
 
