@@ -7,6 +7,7 @@ The modules own parameters named exactly like the reference layout (``minigpt.pa
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
@@ -174,6 +175,40 @@ def cross_entropy(logits: jax.Array, targets: jax.Array, ignore_index: int = -1)
     safe = jnp.where(keep, targets, 0)
     nll = -jnp.take_along_axis(logp, safe[..., None], axis=-1)[..., 0]  # (B, T)
     return jnp.sum(nll * keep) / jnp.maximum(jnp.sum(keep), 1).astype(logits.dtype)
+
+
+@functools.lru_cache(maxsize=16)
+def _graph(cfg: GPTConfig):
+    """The static module graph of a ``GPT(cfg)``, split once: graph, param tree def and the layout name of
+    each param leaf, and the (abstract) dropout RNG state."""
+    abstract = nnx.eval_shape(lambda: GPT(cfg, rngs=nnx.Rngs(0)))
+    graphdef, param_state, rest_state = nnx.split(abstract, nnx.Param, ...)
+    leaves, state_def = jax.tree_util.tree_flatten_with_path(param_state)
+    # the nnx.State path of each leaf, e.g. ('h', 0, 'attn', 'c_attn', 'weight', .value) → "h.0.attn.c_attn.weight"
+    names = [".".join(str(k.key) for k in path if isinstance(k, jax.tree_util.DictKey)) for path, _ in leaves]
+    rest_leaves, rest_def = jax.tree_util.tree_flatten(rest_state)
+    return graphdef, state_def, names, rest_leaves, rest_def
+
+
+def merge_params(params: Params, cfg: GPTConfig, key: jax.Array, *, train: bool, dtype=None) -> GPT:
+    """A ``GPT`` holding ``params`` (reference layout), built inside or outside ``jit`` (params may be tracers).
+
+    No validation and no copies: this is the pure-function path for jitted steps. Dropout layer i draws
+    from ``fold_in(key, i)``; ``train=False`` switches dropout off. ``dtype`` casts the params (e.g. bf16).
+    """
+    graphdef, state_def, names, rest_leaves, rest_def = _graph(cfg)
+    flat = flatten_params(params)
+    values = [flat[n] if dtype is None else flat[n].astype(dtype) for n in names]
+    state = jax.tree_util.tree_unflatten(state_def, [jnp.asarray(v) for v in values])
+    is_key = [jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key) for a in rest_leaves]
+    rngs = [
+        jax.random.fold_in(key, i) if k else jnp.zeros(a.shape, a.dtype)
+        for i, (k, a) in enumerate(zip(is_key, rest_leaves, strict=True))
+    ]
+    model = nnx.merge(graphdef, state, jax.tree_util.tree_unflatten(rest_def, rngs))
+    if not train:
+        model.eval()
+    return model
 
 
 def _variable(model: GPT, name: str) -> nnx.Variable:

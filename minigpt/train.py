@@ -199,45 +199,23 @@ class StepSpec:
 class Steps:
     """The jitted ``train_step`` and ``eval_step`` for one model config and step spec.
 
-    The model is taken apart once with ``nnx.split`` into a static graph, the parameters (kept by us in
-    the reference layout) and the rest (dropout RNG streams); inside the jitted functions ``nnx.merge``
-    puts it back together, so they are pure functions of arrays.
+    The parameters are kept by us in the reference layout; inside the jitted functions
+    ``minigpt.model.merge_params`` rebuilds the model from them (the static graph is split once per
+    config), so the steps are pure functions of arrays.
     """
 
     def __init__(self, cfg: GPTConfig, spec: StepSpec) -> None:
         import jax
         import jax.numpy as jnp
-        from flax import nnx
 
         from minigpt.checkpoint import abstract_params
-        from minigpt.model import GPT
-        from minigpt.params import flatten_params
+        from minigpt.model import merge_params
 
         tcfg = spec.tcfg
-        abstract = nnx.eval_shape(lambda: GPT(cfg, rngs=nnx.Rngs(0)))
-        graphdef, param_state, rest_state = nnx.split(abstract, nnx.Param, ...)
-        leaves, state_def = jax.tree_util.tree_flatten_with_path(param_state)
-        rest_leaves, rest_def = jax.tree_util.tree_flatten(rest_state)
-        # the nnx.State path of each leaf, e.g. ('h', 0, 'attn', 'c_attn', 'weight', .value) → "h.0.attn.c_attn.weight"
-        names = [".".join(str(k.key) for k in path if isinstance(k, jax.tree_util.DictKey)) for path, _ in leaves]
         compute = jnp.bfloat16 if tcfg.compute_dtype == "bfloat16" else jnp.float32
 
-        def rng_streams(key: Any) -> Any:
-            # Each dropout layer's stream gets its own key fold_in(key, i) and a zero counter.
-            is_key = [jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key) for a in rest_leaves]
-            values = [
-                jax.random.fold_in(key, i) if k else jnp.zeros(a.shape, a.dtype)
-                for i, (k, a) in enumerate(zip(is_key, rest_leaves, strict=True))
-            ]
-            return jax.tree_util.tree_unflatten(rest_def, values)
-
         def build(params: Params, key: Any, train: bool) -> Any:
-            flat = flatten_params(params)
-            state = jax.tree_util.tree_unflatten(state_def, [flat[n].astype(compute) for n in names])
-            model = nnx.merge(graphdef, state, rng_streams(key))
-            if not train:
-                model.eval()  # dropout off
-            return model
+            return merge_params(params, cfg, key, train=train, dtype=compute)
 
         def loss_sum(params, x, y, key):
             return token_nll(_forward(build(params, key, True), x, tcfg.remat), y)

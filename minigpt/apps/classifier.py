@@ -86,40 +86,13 @@ def head_logits_numpy(gpt: Params, head: Params, x: np.ndarray, mask: np.ndarray
 
 
 # -- JAX -----------------------------------------------------------------------------------------
-@functools.lru_cache(maxsize=8)
-def _graph(cfg: GPTConfig):
-    import jax
-    from flax import nnx
-
-    from minigpt.model import GPT
-
-    abstract = nnx.eval_shape(lambda: GPT(cfg, rngs=nnx.Rngs(0)))
-    graphdef, param_state, rest = nnx.split(abstract, nnx.Param, ...)
-    paths, state_def = jax.tree_util.tree_flatten_with_path(param_state)
-    names = [".".join(str(k.key) for k in p if isinstance(k, jax.tree_util.DictKey)) for p, _ in paths]
-    rest_leaves, rest_def = jax.tree_util.tree_flatten(rest)
-    return graphdef, state_def, names, rest_leaves, rest_def
-
-
 def _model(gpt: Params, cfg: GPTConfig) -> Any:
     """A ``GPT`` in eval mode (no dropout) holding ``gpt``; usable inside jit (params may be tracers)."""
     import jax
-    import jax.numpy as jnp
-    from flax import nnx
 
-    from minigpt.params import flatten_params
+    from minigpt.model import merge_params
 
-    graphdef, state_def, names, rest_leaves, rest_def = _graph(cfg)
-    flat = flatten_params(gpt)
-    state = jax.tree_util.tree_unflatten(state_def, [jnp.asarray(flat[n]) for n in names])
-    # dropout RNG streams: concrete placeholders (eval mode never draws from them)
-    rest = [
-        jax.random.key(0) if jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key) else jnp.zeros(a.shape, a.dtype)
-        for a in rest_leaves
-    ]
-    model = nnx.merge(graphdef, state, jax.tree_util.tree_unflatten(rest_def, rest))
-    model.eval()
-    return model
+    return merge_params(gpt, cfg, jax.random.key(0), train=False)
 
 
 @functools.lru_cache(maxsize=8)
