@@ -1,6 +1,6 @@
 """minigpt ÷ PyTorch, measured side by side in one run: train step, MFU, compile time, peak RSS, decoding.
 
-    PYTHONPATH=. python bench/compare.py [--presets baby small] [--steps 20 5] [--decode-tokens 200]
+    PYTHONPATH=. python bench/compare.py [--presets baby small] [--steps 20 5] [--decode-tokens 200] [--plain]
 
 Each (framework, preset) training run is its own subprocess, run alternately (minigpt, torch, minigpt, ...),
 so that its peak RSS (``ru_maxrss``) is its own and the two see the same machine load. Figures are medians
@@ -9,6 +9,7 @@ MFU = 6N+12LCT FLOPs/token · tokens/s ÷ the best peak of a jitted float32 matm
 (re-measured before each preset).
 Decoding: greedy, batch 1, a 16-token prompt, KV cache on both sides (``minigpt.generate`` is one jitted loop;
 the PyTorch baseline is an eager loop). Ratios < 1 mean minigpt is faster / lighter.
+minigpt trains with ``TrainConfig.fast_kernels`` (the default); ``--plain`` also times the plain model code.
 Needs the ``bench`` extra (torch). On a shared machine look at the ratios, not the absolute times.
 """
 
@@ -34,14 +35,14 @@ def _rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def worker_jax(preset: str, steps: int) -> dict:
+def worker_jax(preset: str, steps: int, fast: bool = True) -> dict:
     import jax
 
     from minigpt.config import GPTConfig
     from minigpt.train import StepSpec, TrainConfig, compiled_steps, dropout_key, init_params
 
     cfg, B = GPTConfig.preset(preset, vocab_size=65), BATCH[preset]
-    fns = compiled_steps(cfg, StepSpec.of(TrainConfig(preset=preset, batch_size=B)))
+    fns = compiled_steps(cfg, StepSpec.of(TrainConfig(preset=preset, batch_size=B, fast_kernels=fast)))
     params = jax.tree.map(jax.numpy.asarray, init_params(cfg, seed=0))
     opt_state = fns.tx.init(params)
     rng = np.random.default_rng(0)
@@ -117,12 +118,14 @@ def main() -> None:
     parser.add_argument("--steps", nargs="+", type=int, default=[20, 5], help="timed steps per preset")
     parser.add_argument("--decode-preset", default="small", choices=sorted(BATCH))
     parser.add_argument("--decode-tokens", type=int, default=200)
-    parser.add_argument("--worker", choices=["jax", "torch"], help=argparse.SUPPRESS)
+    parser.add_argument("--plain", action="store_true", help="also time minigpt with fast_kernels=False")
+    parser.add_argument("--worker", choices=["jax", "jax-plain", "torch"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     steps = dict(zip(args.presets, args.steps + args.steps[-1:] * len(args.presets), strict=False))
     if args.worker:
-        fn = worker_jax if args.worker == "jax" else worker_torch
-        print(json.dumps(fn(args.presets[0], steps[args.presets[0]])))
+        preset, n = args.presets[0], steps[args.presets[0]]
+        result = worker_torch(preset, n) if args.worker == "torch" else worker_jax(preset, n, args.worker == "jax")
+        print(json.dumps(result))
         return
 
     import jax
@@ -140,9 +143,9 @@ def main() -> None:
         peak = max(peak, matmul_peak_flops.__wrapped__())
         cfg = GPTConfig.preset(preset, vocab_size=65)
         tokens = BATCH[preset] * cfg.block_size
-        r = {"jax": [], "torch": []}
+        r = {"jax": [], "torch": []} | ({"jax-plain": []} if args.plain else {})
         for _ in range(2):  # two alternating rounds; keep each side's best
-            for fw in ("jax", "torch"):
+            for fw in r:
                 r[fw].append(run_worker(fw, preset, steps[preset]))
         j = min(r["jax"], key=lambda d: d["step_s"])
         t = min(r["torch"], key=lambda d: d["step_s"])
@@ -153,6 +156,13 @@ def main() -> None:
             f"(MFU {flops / t['step_s'] / peak:.0%}), "
             f"ratio minigpt/torch {j['step_s'] / t['step_s']:.2f}"
         )
+        if args.plain:
+            p = min(r["jax-plain"], key=lambda d: d["step_s"])
+            print(
+                f"  minigpt with plain kernels {p['step_s'] * 1e3:.1f} ms/step (MFU {flops / p['step_s'] / peak:.0%}), "
+                f"ratio plain/torch {p['step_s'] / t['step_s']:.2f}, first step {p['first_s']:.2f} s, "
+                f"peak RSS {p['rss_mib']:.0f} MiB"
+            )
         print(
             f"  first step (compile) minigpt {min(d['first_s'] for d in r['jax']):.2f} s, "
             f"torch {min(d['first_s'] for d in r['torch']):.2f} s; peak RSS minigpt "

@@ -3,6 +3,9 @@
 The modules own parameters named exactly like the reference layout (``minigpt.params``):
 ``model.h[0].attn.c_attn.weight`` is ``params["h"][0]["attn"]["c_attn"]["weight"]``, stored
 ``(in, out)``. Converting between the two is therefore a rename-free copy.
+
+``fast=True`` swaps attention, LayerNorm and GELU for ``minigpt.kernels`` (same numbers, hand-written
+backward passes that keep less memory); the code below is the plain reference version.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from minigpt import kernels
 from minigpt.config import GPTConfig
 from minigpt.params import Params, flatten_params, param_shapes, params_dtype, unflatten_params, validate_params
 from minigpt.validation import check_targets, check_tokens
@@ -37,12 +41,15 @@ class Linear(nnx.Module):
 class LayerNorm(nnx.Module):
     """(x − μ) / √(σ² + ε) · γ + β over the last axis."""
 
-    def __init__(self, dim: int, *, bias: bool, eps: float, dtype=jnp.float32):
+    def __init__(self, dim: int, *, bias: bool, eps: float, dtype=jnp.float32, fast: bool = False):
         self.weight = nnx.Param(jnp.ones((dim,), dtype))
         self.bias = nnx.Param(jnp.zeros((dim,), dtype)) if bias else None
         self.eps = eps
+        self.fast = fast
 
     def __call__(self, x: jax.Array) -> jax.Array:
+        if self.fast:
+            return kernels.layer_norm(x, self.weight[...], None if self.bias is None else self.bias[...], self.eps)
         mu = jnp.mean(x, axis=-1, keepdims=True)  # (..., 1)
         var = jnp.mean(jnp.square(x - mu), axis=-1, keepdims=True)  # (..., 1)
         y = (x - mu) * jax.lax.rsqrt(var + self.eps) * self.weight[...]
@@ -63,19 +70,25 @@ class Embedding(nnx.Module):
 class CausalSelfAttention(nnx.Module):
     """MultiHead(x) = Concat(head_1..head_H) Wᴼ with head_i = softmax(Q_i K_iᵀ/√d_k + M) V_i."""
 
-    def __init__(self, cfg: GPTConfig, *, rngs: nnx.Rngs, dtype=jnp.float32):
+    def __init__(self, cfg: GPTConfig, *, rngs: nnx.Rngs, dtype=jnp.float32, fast: bool = False):
         C = cfg.n_embd
         self.c_attn = Linear(C, 3 * C, bias=cfg.bias, std=0.02, rngs=rngs, dtype=dtype)
         self.c_proj = Linear(C, C, bias=cfg.bias, std=0.02 / math.sqrt(2 * cfg.n_layer), rngs=rngs, dtype=dtype)
         self.attn_dropout = nnx.Dropout(cfg.dropout, rngs=rngs)
         self.resid_dropout = nnx.Dropout(cfg.dropout, rngs=rngs)
         self.n_head = cfg.n_head
+        self.fast = fast
 
     def __call__(self, x: jax.Array, *, return_weights: bool = False):
         B, T, C = x.shape
         H = self.n_head
         q, k, v = jnp.split(self.c_attn(x), 3, axis=-1)  # 3 × (B, T, C)
         q, k, v = (t.reshape(B, T, H, C // H).transpose(0, 2, 1, 3) for t in (q, k, v))  # (B, H, T, d_k)
+        dropout_on = self.attn_dropout.rate > 0 and not self.attn_dropout.deterministic
+        if self.fast and not return_weights and not dropout_on:  # the kernel never forms the weights
+            y = kernels.causal_attention(q, k, v)  # (B, H, T, d_k)
+            y = y.transpose(0, 2, 1, 3).reshape(B, T, C)
+            return self.resid_dropout(self.c_proj(y))
         scores = q @ k.swapaxes(-1, -2) / math.sqrt(C // H)  # (B, H, T, T)
         causal = jnp.tril(jnp.ones((T, T), dtype=bool))
         weights = jax.nn.softmax(jnp.where(causal, scores, -jnp.inf), axis=-1)  # (B, H, T, T)
@@ -88,24 +101,26 @@ class CausalSelfAttention(nnx.Module):
 class MLP(nnx.Module):
     """GELU(x W_fc + b_fc) W_proj + b_proj, C → 4C → C."""
 
-    def __init__(self, cfg: GPTConfig, *, rngs: nnx.Rngs, dtype=jnp.float32):
+    def __init__(self, cfg: GPTConfig, *, rngs: nnx.Rngs, dtype=jnp.float32, fast: bool = False):
         C = cfg.n_embd
         self.c_fc = Linear(C, 4 * C, bias=cfg.bias, std=0.02, rngs=rngs, dtype=dtype)
         self.c_proj = Linear(4 * C, C, bias=cfg.bias, std=0.02 / math.sqrt(2 * cfg.n_layer), rngs=rngs, dtype=dtype)
         self.dropout = nnx.Dropout(cfg.dropout, rngs=rngs)
+        self.fast = fast
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        return self.dropout(self.c_proj(jax.nn.gelu(self.c_fc(x), approximate=True)))
+        gelu = kernels.gelu if self.fast else functools.partial(jax.nn.gelu, approximate=True)
+        return self.dropout(self.c_proj(gelu(self.c_fc(x))))
 
 
 class Block(nnx.Module):
     """x + MHA(LN₁(x)), then + MLP(LN₂(·))."""
 
-    def __init__(self, cfg: GPTConfig, *, rngs: nnx.Rngs, dtype=jnp.float32):
-        self.ln_1 = LayerNorm(cfg.n_embd, bias=cfg.bias, eps=cfg.layer_norm_eps, dtype=dtype)
-        self.attn = CausalSelfAttention(cfg, rngs=rngs, dtype=dtype)
-        self.ln_2 = LayerNorm(cfg.n_embd, bias=cfg.bias, eps=cfg.layer_norm_eps, dtype=dtype)
-        self.mlp = MLP(cfg, rngs=rngs, dtype=dtype)
+    def __init__(self, cfg: GPTConfig, *, rngs: nnx.Rngs, dtype=jnp.float32, fast: bool = False):
+        self.ln_1 = LayerNorm(cfg.n_embd, bias=cfg.bias, eps=cfg.layer_norm_eps, dtype=dtype, fast=fast)
+        self.attn = CausalSelfAttention(cfg, rngs=rngs, dtype=dtype, fast=fast)
+        self.ln_2 = LayerNorm(cfg.n_embd, bias=cfg.bias, eps=cfg.layer_norm_eps, dtype=dtype, fast=fast)
+        self.mlp = MLP(cfg, rngs=rngs, dtype=dtype, fast=fast)
 
     def __call__(self, x: jax.Array, *, return_weights: bool = False):
         a, weights = self.attn(self.ln_1(x), return_weights=True)
@@ -115,15 +130,19 @@ class Block(nnx.Module):
 
 
 class GPT(nnx.Module):
-    """Decoder-only Transformer: logits = LN_f(Blocks(wte[x] + wpe[t])) · wteᵀ."""
+    """Decoder-only Transformer: logits = LN_f(Blocks(wte[x] + wpe[t])) · wteᵀ.
 
-    def __init__(self, cfg: GPTConfig, *, rngs: nnx.Rngs, dtype=jnp.float32):
+    ``fast=True`` uses ``minigpt.kernels`` for attention, LayerNorm and GELU (same numbers, less memory
+    in training); attention-weight maps and attention dropout always take the plain path.
+    """
+
+    def __init__(self, cfg: GPTConfig, *, rngs: nnx.Rngs, dtype=jnp.float32, fast: bool = False):
         self.cfg = cfg
         self.wte = Embedding(cfg.vocab_size, cfg.n_embd, rngs=rngs, dtype=dtype)
         self.wpe = Embedding(cfg.block_size, cfg.n_embd, rngs=rngs, dtype=dtype)
         self.drop = nnx.Dropout(cfg.dropout, rngs=rngs)
-        self.h = nnx.List([Block(cfg, rngs=rngs, dtype=dtype) for _ in range(cfg.n_layer)])
-        self.ln_f = LayerNorm(cfg.n_embd, bias=cfg.bias, eps=cfg.layer_norm_eps, dtype=dtype)
+        self.h = nnx.List([Block(cfg, rngs=rngs, dtype=dtype, fast=fast) for _ in range(cfg.n_layer)])
+        self.ln_f = LayerNorm(cfg.n_embd, bias=cfg.bias, eps=cfg.layer_norm_eps, dtype=dtype, fast=fast)
 
     def embed(self, idx: jax.Array) -> jax.Array:
         T = idx.shape[1]
@@ -159,9 +178,9 @@ class GPT(nnx.Module):
 
     # -- the shared layout -------------------------------------------------------------------
     @classmethod
-    def from_params(cls, params: Params, cfg: GPTConfig, *, seed: int = 0) -> GPT:
+    def from_params(cls, params: Params, cfg: GPTConfig, *, seed: int = 0, fast: bool = False) -> GPT:
         """A model holding exactly ``params`` (reference layout); ``seed`` drives dropout only."""
-        return from_params(params, cfg, seed=seed)
+        return from_params(params, cfg, seed=seed, fast=fast)
 
     def to_params(self) -> Params:
         """The parameters as a reference-layout dict of NumPy arrays."""
@@ -178,10 +197,10 @@ def cross_entropy(logits: jax.Array, targets: jax.Array, ignore_index: int = -1)
 
 
 @functools.lru_cache(maxsize=16)
-def _graph(cfg: GPTConfig):
+def _graph(cfg: GPTConfig, fast: bool = False):
     """The static module graph of a ``GPT(cfg)``, split once: graph, param tree def and the layout name of
     each param leaf, and the (abstract) dropout RNG state."""
-    abstract = nnx.eval_shape(lambda: GPT(cfg, rngs=nnx.Rngs(0)))
+    abstract = nnx.eval_shape(lambda: GPT(cfg, rngs=nnx.Rngs(0), fast=fast))
     graphdef, param_state, rest_state = nnx.split(abstract, nnx.Param, ...)
     leaves, state_def = jax.tree_util.tree_flatten_with_path(param_state)
     # the nnx.State path of each leaf, e.g. ('h', 0, 'attn', 'c_attn', 'weight', .value) → "h.0.attn.c_attn.weight"
@@ -190,13 +209,14 @@ def _graph(cfg: GPTConfig):
     return graphdef, state_def, names, rest_leaves, rest_def
 
 
-def merge_params(params: Params, cfg: GPTConfig, key: jax.Array, *, train: bool, dtype=None) -> GPT:
+def merge_params(params: Params, cfg: GPTConfig, key: jax.Array, *, train: bool, dtype=None, fast: bool = False) -> GPT:
     """A ``GPT`` holding ``params`` (reference layout), built inside or outside ``jit`` (params may be tracers).
 
     No validation and no copies: this is the pure-function path for jitted steps. Dropout layer i draws
-    from ``fold_in(key, i)``; ``train=False`` switches dropout off. ``dtype`` casts the params (e.g. bf16).
+    from ``fold_in(key, i)``; ``train=False`` switches dropout off. ``dtype`` casts the params (e.g. bf16);
+    ``fast`` picks ``minigpt.kernels`` (see ``GPT``).
     """
-    graphdef, state_def, names, rest_leaves, rest_def = _graph(cfg)
+    graphdef, state_def, names, rest_leaves, rest_def = _graph(cfg, fast)
     flat = flatten_params(params)
     values = [flat[n] if dtype is None else flat[n].astype(dtype) for n in names]
     state = jax.tree_util.tree_unflatten(state_def, [jnp.asarray(v) for v in values])
@@ -220,7 +240,7 @@ def _variable(model: GPT, name: str) -> nnx.Variable:
     return node
 
 
-def from_params(params: Params, cfg: GPTConfig, *, seed: int = 0) -> GPT:
+def from_params(params: Params, cfg: GPTConfig, *, seed: int = 0, fast: bool = False) -> GPT:
     """Build a ``GPT`` holding ``params`` (validated by name and shape first).
 
     The module tree is built abstractly (``nnx.eval_shape``: no random init to compute, which
@@ -234,7 +254,7 @@ def from_params(params: Params, cfg: GPTConfig, *, seed: int = 0) -> GPT:
             "params are float64 but JAX would silently store them as float32; "
             "call jax.config.update('jax_enable_x64', True) first, or cast params to float32"
         )
-    abstract = nnx.eval_shape(lambda: GPT(cfg, rngs=nnx.Rngs(params=0, dropout=seed), dtype=dtype))
+    abstract = nnx.eval_shape(lambda: GPT(cfg, rngs=nnx.Rngs(params=0, dropout=seed), dtype=dtype, fast=fast))
     graphdef, state = nnx.split(abstract)
     flat, key = flatten_params(params), jax.random.key(seed)
     filled = []

@@ -188,8 +188,9 @@ def test_grad_accumulation_equals_big_batch_and_numpy_adamw():
         np.testing.assert_allclose(a, expected[name], rtol=0, atol=1e-3 * step_size, err_msg=name)
 
 
-def test_remat_and_bfloat16_match_plain_float32(data_dir, tmp_path):
-    """One step from the same state: remat ≡ plain (same dropout masks); bfloat16 compute ≈ float32."""
+def test_remat_plain_kernels_and_bfloat16_match_plain_float32(data_dir, tmp_path):
+    """One step from the same state: remat ≡ plain kernels ≡ fast kernels (the default; same dropout masks);
+    bfloat16 compute ≈ float32."""
     base = tcfg_for(data_dir, tmp_path)  # the whole-run tests' spec: its compiled step is shared
     rng = np.random.default_rng(4)
     xs = rng.integers(0, CFG.vocab_size, size=(base.grad_accum, base.batch_size, CFG.block_size)).astype(np.int32)
@@ -204,11 +205,16 @@ def test_remat_and_bfloat16_match_plain_float32(data_dir, tmp_path):
 
     p32, l32, n32 = one_step(base)
     pre, lre, nre = one_step(base.replace(remat=True))
+    ppk, lpk, npk = one_step(base.replace(fast_kernels=False))
+    assert base.fast_kernels
     p16, l16, n16 = one_step(base.replace(compute_dtype="bfloat16"))
     step_size = base.lr / base.warmup_steps
     # remat recomputes the same operations with the same dropout masks: equal up to float rounding
     assert lre == pytest.approx(l32, rel=1e-6) and nre == pytest.approx(n32, rel=1e-5)
     for name, a in pre.items():
+        np.testing.assert_allclose(a, p32[name], rtol=0, atol=1e-3 * step_size, err_msg=name)
+    assert lpk == pytest.approx(l32, rel=1e-6) and npk == pytest.approx(n32, rel=1e-5)
+    for name, a in ppk.items():
         np.testing.assert_allclose(a, p32[name], rtol=0, atol=1e-3 * step_size, err_msg=name)
     # bfloat16 compute (8-bit mantissa): loss within 1 %, gradient norm within 5 %, master weights float32
     assert l16 == pytest.approx(l32, rel=1e-2) and n16 == pytest.approx(n32, rel=5e-2)
@@ -438,3 +444,19 @@ def test_train_config_validation():
     # the compiled step's schedule keeps the run's decay horizon even though max_steps is not part of it
     assert StepSpec.of(TrainConfig(max_steps=50)).tcfg.decay_steps == 50
     assert StepSpec.of(TrainConfig(max_steps=50)) == StepSpec.of(TrainConfig(max_steps=70, lr_decay_steps=50))
+
+
+def test_resume_may_switch_kernels_but_not_the_mathematics(tmp_path):
+    """fast_kernels changes how the step is computed, not what: a run may resume with it flipped."""
+    import dataclasses
+
+    from minigpt.train import _check_resumable, cpu_compiler_options
+
+    tcfg = TrainConfig(progress=False)
+    saved = {"model": CFG.to_dict(), "train": dataclasses.asdict(tcfg)}
+    _check_resumable(saved, CFG, tcfg.replace(fast_kernels=False), tmp_path)  # no error
+    with pytest.raises(ValueError, match="lr: checkpoint has 0.002, requested 0.001"):
+        _check_resumable(saved, CFG, tcfg.replace(lr=1e-3), tmp_path)
+    # on a CPU the fast path also asks XLA for multi-threaded batched dots (when this jaxlib knows the option)
+    options = cpu_compiler_options()
+    assert options is None or options == {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_REDUCE"}
