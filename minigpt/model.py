@@ -123,7 +123,10 @@ class Block(nnx.Module):
         self.mlp = MLP(cfg, rngs=rngs, dtype=dtype, fast=fast)
 
     def __call__(self, x: jax.Array, *, return_weights: bool = False):
-        a, weights = self.attn(self.ln_1(x), return_weights=True)
+        if return_weights:
+            a, weights = self.attn(self.ln_1(x), return_weights=True)
+        else:
+            a, weights = self.attn(self.ln_1(x)), None
         x = x + a
         x = x + self.mlp(self.ln_2(x))
         return (x, weights) if return_weights else x

@@ -235,9 +235,12 @@ class Steps:
                 (s, n), g = grad_fn(params, x, y, jax.random.fold_in(key, i))
                 return (jax.tree.map(jnp.add, grads, g), total + s, count + n), None
 
-            zeros = jax.tree.map(jnp.zeros_like, params)
-            init = (zeros, jnp.float32(0), jnp.int32(0))
-            (grads, total, count), _ = jax.lax.scan(micro, init, (xs, ys, jnp.arange(xs.shape[0])))
+            if xs.shape[0] == 1:  # no accumulation: a loop would only add copies of every parameter
+                (total, count), grads = grad_fn(params, xs[0], ys[0], jax.random.fold_in(key, 0))
+            else:
+                zeros = jax.tree.map(jnp.zeros_like, params)
+                init = (zeros, jnp.float32(0), jnp.int32(0))
+                (grads, total, count), _ = jax.lax.scan(micro, init, (xs, ys, jnp.arange(xs.shape[0])))
             n = jnp.maximum(count, 1).astype(jnp.float32)
             grads = jax.tree.map(lambda g: g / n, grads)
             grad_norm = jnp.sqrt(sum(jnp.sum(jnp.square(g)) for g in jax.tree.leaves(grads)))

@@ -174,3 +174,20 @@ def test_fast_gpt_attention_maps_are_the_plain_ones():
     idx = np.random.default_rng(1).integers(0, 20, size=(1, 8))
     maps = GPT.from_params(params, cfg, fast=True).attention_weights(idx)
     np.testing.assert_allclose(maps, ref.attention_weights(params, idx, cfg), rtol=1e-5, atol=1e-6)
+
+
+def test_fast_gpt_really_calls_the_kernels(monkeypatch):
+    """Guards the wiring: a fast model that silently fell back to the plain code would pass the tests above."""
+    calls = []
+    for name in ("causal_attention", "layer_norm", "gelu"):
+        original = getattr(kernels, name)
+        monkeypatch.setattr(kernels, name, lambda *a, _f=original, _n=name: calls.append(_n) or _f(*a))
+    cfg = GPTConfig(vocab_size=20, block_size=8, n_layer=2, n_head=2, n_embd=8)
+    params = ref.init_params(cfg, seed=2, dtype=np.float32)
+    idx = np.random.default_rng(1).integers(0, 20, size=(1, 8))
+    from_params(params, cfg, fast=True)(idx)
+    assert sorted(set(calls)) == ["causal_attention", "gelu", "layer_norm"]
+    assert calls.count("causal_attention") == cfg.n_layer and calls.count("layer_norm") == 2 * cfg.n_layer + 1
+    calls.clear()
+    from_params(params, cfg)(idx)
+    assert calls == []
