@@ -171,8 +171,8 @@ def test_grad_accumulation_equals_big_batch_and_numpy_adamw():
     params = jparams(init_params(CFG0, seed=3))
     acc = compiled_steps(CFG0, StepSpec.of(tcfg))
     p_acc, _, m_acc = acc.train_step(
-        params, acc.tx.init(params), x.reshape(k, B, T), y.reshape(k, B, T), dropout_key(0)
-    )
+        jax.tree.map(jnp.copy, params), acc.tx.init(params), x.reshape(k, B, T), y.reshape(k, B, T), dropout_key(0)
+    )  # a copy: the step donates (consumes) its params
 
     p64 = map_params(lambda a: np.asarray(a, np.float64), params)
     assert float(m_acc["loss"]) == pytest.approx(float(ref.loss(p64, x, y, CFG0)), rel=1e-5)
@@ -200,7 +200,7 @@ def test_remat_plain_kernels_and_bfloat16_match_plain_float32(data_dir, tmp_path
 
     def one_step(tcfg, key=key):
         steps = compiled_steps(CFG, StepSpec.of(tcfg))
-        new, _, m = steps.train_step(params, steps.tx.init(params), xs, ys, key)
+        new, _, m = steps.train_step(jax.tree.map(jnp.copy, params), steps.tx.init(params), xs, ys, key)
         return {k: np.asarray(v) for k, v in flatten_params(new).items()}, float(m["loss"]), float(m["grad_norm"])
 
     p32, l32, n32 = one_step(base)
