@@ -161,7 +161,10 @@ class GPT(nnx.Module):
 
     def __call__(self, idx: jax.Array) -> jax.Array:
         """Logits (B, T, V) for token ids (B, T)."""
-        h = self.hidden_states(idx)  # (B, T, C); the tied head as a 2-D dot, like Linear
+        return self.lm_head(self.hidden_states(idx))
+
+    def lm_head(self, h: jax.Array) -> jax.Array:
+        """Logits h · wteᵀ (the head is tied to the token embedding), as a 2-D dot like ``Linear``."""
         return (h.reshape(-1, h.shape[-1]) @ self.wte.weight[...].T).reshape(*h.shape[:-1], -1)  # (B, T, V)
 
     def attention_weights(self, idx: jax.Array) -> jax.Array:

@@ -182,7 +182,7 @@ def _forward(model: Any, x: Any, remat: bool) -> Any:
     h = model.embed(x)
     for block in model.h:
         h = nnx.remat(lambda b, h: b(h))(block, h)
-    return model.ln_f(h) @ model.wte.weight[...].T  # (B, T, V), the tied lm head as in GPT.__call__
+    return model.lm_head(model.ln_f(h))  # (B, T, V)
 
 
 @dataclass(frozen=True)
