@@ -86,13 +86,12 @@ class CausalSelfAttention(nnx.Module):
         q, k, v = (t.reshape(B, T, H, C // H).transpose(0, 2, 1, 3) for t in (q, k, v))  # (B, H, T, d_k)
         dropout_on = self.attn_dropout.rate > 0 and not self.attn_dropout.deterministic
         if self.fast and not return_weights and not dropout_on:  # the kernel never forms the weights
-            y = kernels.causal_attention(q, k, v)  # (B, H, T, d_k)
-            y = y.transpose(0, 2, 1, 3).reshape(B, T, C)
-            return self.resid_dropout(self.c_proj(y))
-        scores = q @ k.swapaxes(-1, -2) / math.sqrt(C // H)  # (B, H, T, T)
-        causal = jnp.tril(jnp.ones((T, T), dtype=bool))
-        weights = jax.nn.softmax(jnp.where(causal, scores, -jnp.inf), axis=-1)  # (B, H, T, T)
-        y = self.attn_dropout(weights) @ v  # (B, H, T, d_k)
+            y, weights = kernels.causal_attention(q, k, v), None  # (B, H, T, d_k)
+        else:
+            scores = q @ k.swapaxes(-1, -2) / math.sqrt(C // H)  # (B, H, T, T)
+            causal = jnp.tril(jnp.ones((T, T), dtype=bool))
+            weights = jax.nn.softmax(jnp.where(causal, scores, -jnp.inf), axis=-1)  # (B, H, T, T)
+            y = self.attn_dropout(weights) @ v  # (B, H, T, d_k)
         y = y.transpose(0, 2, 1, 3).reshape(B, T, C)  # Concat(heads)
         y = self.resid_dropout(self.c_proj(y))
         return (y, weights) if return_weights else y
