@@ -32,6 +32,16 @@ def _int_dtype(x: Any, name: str) -> np.dtype:
     return dtype
 
 
+def check_id_range(ids: np.ndarray, vocab_size: int, what: str = "token id", also: str = "") -> None:
+    """Every id in the (non-empty, concrete) ``ids`` lies in [0, vocab_size); ``also`` names other allowed values."""
+    lo, hi = int(ids.min()), int(ids.max())
+    if lo < 0 or hi >= vocab_size:
+        raise ValueError(
+            f"{what} {lo if lo < 0 else hi} is out of range for vocab_size {vocab_size} "
+            f"(valid ids are 0..{vocab_size - 1}{also})"
+        )
+
+
 def check_tokens(idx: Any, cfg: GPTConfig, name: str = "idx") -> None:
     """``idx`` must be integer (B, T) with 1 ≤ T ≤ block_size and 0 ≤ id < vocab_size."""
     _int_dtype(idx, name)
@@ -49,13 +59,7 @@ def check_tokens(idx: Any, cfg: GPTConfig, name: str = "idx") -> None:
         )
     if _is_traced(idx):
         return
-    values = np.asarray(idx)
-    lo, hi = int(values.min()), int(values.max())
-    if lo < 0 or hi >= cfg.vocab_size:
-        bad = lo if lo < 0 else hi
-        raise ValueError(
-            f"token id {bad} is out of range for vocab_size {cfg.vocab_size} (valid ids are 0..{cfg.vocab_size - 1})"
-        )
+    check_id_range(np.asarray(idx), cfg.vocab_size)
 
 
 def check_targets(targets: Any, idx_shape: tuple[int, ...], cfg: GPTConfig, ignore_index: int = -1) -> None:
@@ -71,11 +75,4 @@ def check_targets(targets: Any, idx_shape: tuple[int, ...], cfg: GPTConfig, igno
     valid = values != ignore_index
     if not valid.any():
         raise ValueError(f"every target equals ignore_index={ignore_index}; the mean loss over no tokens is undefined")
-    v = values[valid]
-    lo, hi = int(v.min()), int(v.max())
-    if lo < 0 or hi >= cfg.vocab_size:
-        bad = lo if lo < 0 else hi
-        raise ValueError(
-            f"target id {bad} is out of range for vocab_size {cfg.vocab_size} "
-            f"(valid ids are 0..{cfg.vocab_size - 1}, or ignore_index={ignore_index})"
-        )
+    check_id_range(values[valid], cfg.vocab_size, "target id", f", or ignore_index={ignore_index}")

@@ -35,6 +35,7 @@ from minigpt.generate.bans import BannedPhrases
 from minigpt.generate.kv_cache import ReferenceKVCache, forward_cached_jax, forward_cached_numpy, init_cache_jax
 from minigpt.generate.processors import check_sampling, process_logits, sample_numpy
 from minigpt.params import Params, param_shapes, params_dtype, unflatten_params, validate_params
+from minigpt.validation import check_id_range
 
 Sampling = tuple  # (temperature, top_k, top_p, repetition_penalty): hashable, a static jit argument
 
@@ -81,13 +82,7 @@ def prepare_prompts(
             )
         if not np.issubdtype(ids.dtype, np.integer):
             raise ValueError(f"prompt {b} must hold integer token ids, got dtype {ids.dtype}")
-        lo, hi = int(ids.min()), int(ids.max())
-        if lo < 0 or hi >= cfg.vocab_size:
-            bad = lo if lo < 0 else hi
-            raise ValueError(
-                f"prompt {b} has token id {bad}, out of range for vocab_size {cfg.vocab_size} "
-                f"(valid ids are 0..{cfg.vocab_size - 1})"
-            )
+        check_id_range(ids, cfg.vocab_size, f"prompt {b}: token id")
         if ids.size > room:
             if not crop_prompt:
                 raise ValueError(
