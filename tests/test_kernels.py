@@ -49,13 +49,16 @@ def value_and_vjp(f, args, cotangent):
     d=st.integers(1, 8),
     block=st.integers(1, 80),
     scale=st.sampled_from([0.1, 1.0, 4.0]),
+    keep_weights=st.sampled_from([None, True, False]),
     seed=seeds(),
 )
-def test_causal_attention_matches_plain_values_and_gradients(x64, B, H, T, d, block, scale, seed):
+def test_causal_attention_matches_plain_values_and_gradients(x64, B, H, T, d, block, scale, keep_weights, seed):
     rng = np.random.default_rng(seed)
     q, k, v, do = (rng.standard_normal((B, H, T, d)) for _ in range(4))
     q, k = q * scale, k * scale
-    fast = jax.jit(lambda q, k, v, do: value_and_vjp(lambda *a: kernels.causal_attention(*a, block), (q, k, v), do))
+    fast = jax.jit(
+        lambda q, k, v, do: value_and_vjp(lambda *a: kernels.causal_attention(*a, block, keep_weights), (q, k, v), do)
+    )
     out, grads = fast(q, k, v, do)
     want_out, want_grads = jax.jit(lambda q, k, v, do: value_and_vjp(plain_attention, (q, k, v), do))(q, k, v, do)
     # the value also against the NumPy reference, head by head
@@ -81,6 +84,15 @@ def test_causal_attention_is_causal_and_float32_close():
     out2 = kernels.causal_attention(q, k2, v2)
     np.testing.assert_array_equal(out2[:, :, :-1], out[:, :, :-1])
     assert not np.allclose(out2[:, :, -1], out[:, :, -1])
+
+
+def test_attention_keeps_the_weights_only_for_short_sequences(monkeypatch):
+    q = jnp.ones((1, 1, 8, 2))
+    saved = kernels._attention_fwd(q, q, q, 4, None)[1][-1]  # what the backward pass gets
+    assert [a.shape for a in saved] == [(1, 1, 4, 4), (1, 1, 4, 8)]  # the causal blocks of P
+    monkeypatch.setattr(kernels, "KEEP_WEIGHTS_UP_TO", 7)
+    saved = kernels._attention_fwd(q, q, q, 4, None)[1][-1]
+    assert [a.shape for a in saved] == [(1, 1, 4, 1), (1, 1, 4, 1)]  # only the log-sum-exp: O(T) memory
 
 
 @EXAMPLES
