@@ -1,8 +1,8 @@
 """minigpt ÷ PyTorch, measured side by side in one run: train step, MFU, compile time, peak RSS, decoding.
 
-    PYTHONPATH=. python bench/compare.py [--presets baby small] [--steps 20 5] [--decode-tokens 200] [--plain]
+    PYTHONPATH=. python bench/compare.py [--presets baby small] [--steps 20 5] [--rounds 3] [--plain]
 
-Each (framework, preset) training run is its own subprocess, run alternately (minigpt, torch, minigpt, ...),
+Each (framework, preset) training run is its own subprocess, run alternately (minigpt, torch, ...: ``--rounds``),
 so that its peak RSS (``ru_maxrss``) is its own and the two see the same machine load. Figures are medians
 of ``--steps`` steps after the first (which for minigpt includes compilation: "first step").
 MFU = 6N+12LCT FLOPs/token · tokens/s ÷ the best peak of a jitted float32 matmul measured in this run
@@ -51,7 +51,8 @@ def worker_jax(preset: str, steps: int, fast: bool = True) -> dict:
     for _ in range(steps + 1):
         t0 = time.perf_counter()
         params, opt_state, out = fns.train_step(params, opt_state, xs, ys, key)
-        float(out["loss"])  # the host sync the training loop does when it logs
+        float(out["loss"])  # the host sync the training loop does after each step
+        time.sleep(0)  # and its GIL hand-over (see minigpt.hostmem)
         times.append(time.perf_counter() - t0)
     return {"first_s": times[0], "step_s": statistics.median(times[1:]), "rss_mib": _rss_mib()}
 
@@ -119,6 +120,7 @@ def main() -> None:
     parser.add_argument("--decode-preset", default="small", choices=sorted(BATCH))
     parser.add_argument("--decode-tokens", type=int, default=200)
     parser.add_argument("--plain", action="store_true", help="also time minigpt with fast_kernels=False")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of subprocesses per preset")
     parser.add_argument("--worker", choices=["jax", "jax-plain", "torch"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     steps = dict(zip(args.presets, args.steps + args.steps[-1:] * len(args.presets), strict=False))
@@ -144,17 +146,19 @@ def main() -> None:
         cfg = GPTConfig.preset(preset, vocab_size=65)
         tokens = BATCH[preset] * cfg.block_size
         r = {"jax": [], "torch": []} | ({"jax-plain": []} if args.plain else {})
-        for _ in range(2):  # two alternating rounds; keep each side's best
+        for _ in range(args.rounds):  # alternating rounds; keep each side's best, show each round's ratio
             for fw in r:
                 r[fw].append(run_worker(fw, preset, steps[preset]))
         j = min(r["jax"], key=lambda d: d["step_s"])
         t = min(r["torch"], key=lambda d: d["step_s"])
         flops = flops_per_token(cfg) * tokens
+        by_round = ", ".join(f"{a['step_s'] / b['step_s']:.2f}" for a, b in zip(r["jax"], r["torch"], strict=True))
         print(
             f"{preset} B={BATCH[preset]} T={cfg.block_size}: minigpt {j['step_s'] * 1e3:.1f} ms/step "
             f"(MFU {flops / j['step_s'] / peak:.0%}), torch {t['step_s'] * 1e3:.1f} ms/step "
             f"(MFU {flops / t['step_s'] / peak:.0%}), "
-            f"ratio minigpt/torch {j['step_s'] / t['step_s']:.2f}"
+            f"ratio minigpt/torch {j['step_s'] / t['step_s']:.2f} "
+            f"(by round: {by_round})"
         )
         if args.plain:
             p = min(r["jax-plain"], key=lambda d: d["step_s"])
