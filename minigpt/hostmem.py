@@ -12,6 +12,10 @@ freed memory instead of returning it (``M_TRIM_THRESHOLD``) and to use one arena
 before JAX starts its threads — ``import minigpt`` does it). After the first steps the same pages are
 reused and the faults disappear. The cost: memory freed by the process is not given back to the OS
 until it exits (the resident size stays at its peak). Set ``MINIGPT_KEEP_FREED_MEMORY=0`` to opt out.
+
+The heap can still fragment: if the next step allocates its block before the last one is freed, glibc
+grows the heap by another block. XLA frees a step's block a moment after its outputs are ready, from a
+thread that needs the GIL, so the training loop hands the GIL over after each step (``time.sleep(0)``).
 """
 
 from __future__ import annotations
