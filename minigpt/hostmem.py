@@ -16,7 +16,8 @@ until it exits (the resident size stays at its peak). Set ``MINIGPT_KEEP_FREED_M
 The heap can still fragment: if the next step allocates its block before the last one is freed, glibc
 grows the heap by another block. XLA frees a step's block a moment after its outputs are ready; the
 training loop hands the GIL over after each step (``time.sleep(0)``), which lets that happen first (at
-``small``: the heap grew by a block within 8 steps in 3 of 3 runs without it, in 0 of 6 runs with it).
+``small``: the heap grew by a block within 8 steps in 3 of 3 runs without it, in 0 of 6 with it). It
+lowers the odds, no more: ``bench/compare.py`` still sees an extra block in some runs.
 """
 
 from __future__ import annotations
