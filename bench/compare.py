@@ -39,6 +39,7 @@ def worker_jax(preset: str, steps: int, fast: bool = True) -> dict:
     import jax
 
     from minigpt.config import GPTConfig
+    from minigpt.hostmem import hand_over_gil
     from minigpt.train import StepSpec, TrainConfig, compiled_steps, dropout_key, init_params
 
     cfg, B = GPTConfig.preset(preset, vocab_size=65), BATCH[preset]
@@ -52,7 +53,7 @@ def worker_jax(preset: str, steps: int, fast: bool = True) -> dict:
         t0 = time.perf_counter()
         params, opt_state, out = fns.train_step(params, opt_state, xs, ys, key)
         float(out["loss"])  # the host sync the training loop does after each step
-        time.sleep(0)  # and its GIL hand-over (see minigpt.hostmem)
+        hand_over_gil()  # and what it does after each step
         times.append(time.perf_counter() - t0)
     return {"first_s": times[0], "step_s": statistics.median(times[1:]), "rss_mib": _rss_mib()}
 

@@ -15,7 +15,7 @@ until it exits (the resident size stays at its peak). Set ``MINIGPT_KEEP_FREED_M
 
 The heap can still fragment: if the next step allocates its block before the last one is freed, glibc
 grows the heap by another block. XLA frees a step's block a moment after its outputs are ready; the
-training loop hands the GIL over after each step (``time.sleep(0)``), which lets that happen first (at
+training loop hands the GIL over after each step (``hand_over_gil``), which lets that happen first (at
 ``small``: the heap grew by a block within 8 steps in 3 of 3 runs without it, in 0 of 6 with it). It
 lowers the odds, no more: ``bench/compare.py`` still sees an extra block in some runs.
 """
@@ -26,6 +26,7 @@ import ctypes
 import ctypes.util
 import os
 import sys
+import time
 
 M_TRIM_THRESHOLD, M_MMAP_MAX, M_ARENA_MAX = -1, -4, -8  # glibc's <malloc.h>
 _done: bool | None = None
@@ -47,3 +48,8 @@ def keep_freed_memory() -> bool:
     settings = ((M_MMAP_MAX, 0), (M_TRIM_THRESHOLD, 2**31 - 1), (M_ARENA_MAX, 1))
     _done = all(mallopt(option, value) == 1 for option, value in settings)
     return _done
+
+
+def hand_over_gil() -> None:
+    """Call after each train step: lets XLA free the step's temporaries before the next step allocates."""
+    time.sleep(0)

@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from minigpt import hostmem
 from minigpt.config import PRESETS, GPTConfig
 from minigpt.params import Params, weight_decay_mask
 
@@ -612,7 +613,7 @@ def train(
                 step_key = jax.random.fold_in(key, step)
                 params, opt_state, out = steps.train_step(params, opt_state, xs, ys, step_key)
                 loss, grad_norm = float(out["loss"]), float(out["grad_norm"])
-                time.sleep(0)  # hand over the GIL: XLA frees the step's temporaries before the next step (hostmem)
+                hostmem.hand_over_gil()
                 if not (math.isfinite(loss) and math.isfinite(grad_norm)):
                     status = "nan"
                     last = checkpoint.latest_step(ckpt_dir)
