@@ -52,8 +52,8 @@ def worker_jax(preset: str, steps: int, fast: bool = True) -> dict:
     for _ in range(steps + 1):
         t0 = time.perf_counter()
         params, opt_state, out = fns.train_step(params, opt_state, xs, ys, key)
-        float(out["loss"])  # the host sync the training loop does after each step
-        hand_over_gil()  # and what it does after each step
+        float(out["loss"])  # the host sync the training loop does after each step,
+        hand_over_gil()  # and its GIL hand-over (minigpt.hostmem)
         times.append(time.perf_counter() - t0)
     return {"first_s": times[0], "step_s": statistics.median(times[1:]), "rss_mib": _rss_mib()}
 

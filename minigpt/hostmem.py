@@ -1,10 +1,10 @@
 """Keep freed host memory for reuse, so that XLA:CPU does not page-fault its buffers in on every step.
 
 XLA:CPU allocates the temporaries of each execution with ``malloc``: one block of about 45 MB per train
-step at preset ``baby`` and 580 MB at ``small``. glibc serves blocks above 32 MB (and every block of a
+step at preset ``baby`` and 520 MB at ``small``. glibc serves blocks above 32 MB (and every block of a
 worker thread's arena) with fresh ``mmap`` pages and unmaps them on ``free``, so each step faults the
 whole block in again and the kernel zeroes it: 11 000 minor page faults per step at ``baby`` and
-148 000 at ``small``, about a quarter of the step. PyTorch keeps its memory and sees ~300.
+133 000 at ``small``, about a quarter of the step. PyTorch keeps its memory and sees ~300.
 
 ``keep_freed_memory()`` tells glibc to serve large blocks from the heap (``M_MMAP_MAX = 0``), to keep
 freed memory instead of returning it (``M_TRIM_THRESHOLD``) and to use one arena for all threads
