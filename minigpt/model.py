@@ -18,10 +18,14 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from minigpt import kernels
+from minigpt import hostmem, kernels
 from minigpt.config import GPTConfig
 from minigpt.params import Params, flatten_params, param_shapes, params_dtype, unflatten_params, validate_params
 from minigpt.validation import check_targets, check_tokens
+
+# Before JAX's first computation: XLA:CPU then frees each step's temporaries before the call returns
+# (see minigpt.hostmem; MINIGPT_KEEP_FREED_MEMORY=0 opts out).
+hostmem.execute_inline()
 
 
 class Linear(nnx.Module):

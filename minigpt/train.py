@@ -611,9 +611,10 @@ def train(
                 xs = np.stack([b[0] for b in batches])  # (k, B, T)
                 ys = np.stack([b[1] for b in batches])  # (k, B, T)
                 step_key = jax.random.fold_in(key, step)
+                t_step = time.perf_counter()
                 params, opt_state, out = steps.train_step(params, opt_state, xs, ys, step_key)
                 loss, grad_norm = float(out["loss"]), float(out["grad_norm"])
-                hostmem.hand_over_gil()
+                hostmem.hand_over_gil(time.perf_counter() - t_step)
                 if not (math.isfinite(loss) and math.isfinite(grad_norm)):
                     status = "nan"
                     last = checkpoint.latest_step(ckpt_dir)

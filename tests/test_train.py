@@ -258,6 +258,17 @@ def test_resume_after_sigterm_is_bit_exact(tmp_path, data_dir, capsys):
     assert losses(tmp_path / "full")[-1][1] < losses(tmp_path / "full")[0][1]  # it learns
 
 
+def test_training_loop_pauses_after_every_step_for_its_duration(tmp_path, data_dir, monkeypatch):
+    """Each step's wall time goes to hostmem.hand_over_gil: the pause that lets XLA free the step's memory."""
+    from minigpt import hostmem
+
+    seen: list[float] = []
+    monkeypatch.setattr(hostmem, "hand_over_gil", seen.append)
+    out = train(CFG, tcfg_for(data_dir, tmp_path / "run"))
+    assert out["status"] == "done" and len(seen) == out["step"] == 6
+    assert all(0 < s < 60 for s in seen), seen
+
+
 def test_run_directory_load_run_plot_and_cli(tmp_path, data_dir, capsys):
     data = write_data(tmp_path / "data")
     (data / "tokenizer").mkdir()
