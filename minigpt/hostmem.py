@@ -21,7 +21,7 @@ frees the step's block, so the next step can win that race. ``execute_inline()``
 (``jax_cpu_enable_async_dispatch=False``), before JAX creates its CPU client: XLA then runs each
 computation whose inputs are ready on the calling thread and frees the block before the call returns.
 Measured at ``small`` with a busy process competing for the 2 cores: the heap grew by a block in 4 of 4
-runs with asynchronous dispatch and 0 of 6 with inline execution, and the step time did not change
+runs with asynchronous dispatch and 0 of 5 (40 steps) with inline execution, and the step time did not change
 (median of alternating runs: ``baby`` 37.1 vs 37.6 ms, ``small`` 920 vs 883 ms). If JAX's CPU backend was
 already running when minigpt was imported, inline execution cannot be switched on any more; the training
 loop then pauses after each step (``hand_over_gil``: 0.25 % of the step, at most 2 ms) to give XLA's
