@@ -157,7 +157,8 @@ def put(tree: Any, shardings: Any) -> Any:
 class ShardedSteps:
     """``minigpt.train.Steps`` on a mesh: same ``train_step`` / ``eval_step`` / ``tx``, inputs may be NumPy.
 
-    The step functions are the single-device ones, jitted again with explicit in/out shardings: parameters
+    The step functions are the single-device ones (the train step summing each gradient shard where it lives for
+    the global norm), jitted again with explicit in/out shardings: parameters
     and optimizer state keep their FSDP layout from step to step, batches are split along data × fsdp.
     """
 
@@ -169,7 +170,7 @@ class ShardedSteps:
         self.micro_sharding = NamedSharding(mesh, P(None, BATCH_AXES, None))  # (k, B, T): split B
         self.batch_sharding = NamedSharding(mesh, P(BATCH_AXES, None))  # (B, T)
         self._train = jax.jit(
-            steps.train_fn,
+            steps.sharded_train_fn,
             in_shardings=(self.params_sharding, self.opt_sharding, self.micro_sharding, self.micro_sharding, None),
             out_shardings=(self.params_sharding, self.opt_sharding, self.replicated),
         )

@@ -149,3 +149,46 @@ def test_bad_hyperparameters(kwargs):
     if "max_grad_norm" in kwargs:
         with pytest.raises(ValueError, match="max_norm"):
             clip_by_global_norm(ref.init_params(CFG), 0.0)
+
+
+# -- the train step's own clip (minigpt.train): same numbers and same state as optax's --------------------
+@settings(max_examples=10, deadline=None)
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    scale=st.floats(1e-3, 1e2),
+    max_norm=st.floats(0.1, 10.0),
+    fused=st.booleans(),
+)
+def test_train_clip_matches_numpy_and_optax(seed, scale, max_norm, fused):
+    from minigpt.train import clip_by_global_norm as train_clip
+    from minigpt.train import global_norm as train_norm
+
+    rng = np.random.default_rng(seed)
+    grads = random_grads(rng, ref.init_params(CFG, dtype=np.float64), scale)
+    with jax.enable_x64():
+        jgrads = jax.tree.map(jnp.asarray, grads)
+        everything = np.concatenate([g.ravel() for g in flatten_params(grads).values()])
+        assert math.isclose(float(train_norm(jgrads, fused)), float(np.linalg.norm(everything)), rel_tol=1e-12)
+        ours, ours_state = train_clip(max_norm, fused).update(jgrads, train_clip(max_norm, fused).init(jgrads))
+        theirs, theirs_state = optax.clip_by_global_norm(max_norm).update(jgrads, optax.EmptyState())
+        expected, _ = clip_by_global_norm(grads, max_norm)  # the NumPy reference
+    assert jax.tree.structure(ours_state) == jax.tree.structure(theirs_state)
+    for name, g in flatten_params(expected).items():
+        np.testing.assert_allclose(np.asarray(flatten_params(ours)[name]), g, rtol=1e-12, err_msg=name)
+        np.testing.assert_allclose(np.asarray(flatten_params(theirs)[name]), g, rtol=1e-12, err_msg=name)
+
+
+@pytest.mark.parametrize("fused_norm", [True, False])
+def test_train_optimizer_state_is_optax_chains_so_checkpoints_still_load(fused_norm):
+    from minigpt.train import TrainConfig, make_optimizer
+
+    tcfg = TrainConfig(grad_clip=1.0)
+    params = jax.tree.map(jnp.asarray, ref.init_params(CFG, dtype=np.float32))
+    ours = make_optimizer(tcfg, params, fused_norm).init(params)
+    optax_chain = optax.chain(
+        optax.clip_by_global_norm(tcfg.grad_clip),
+        optax.adamw(lambda step: 1e-3, weight_decay=tcfg.weight_decay, mask=weight_decay_mask(params)),  # a schedule
+    )
+    theirs = optax_chain.init(params)
+    assert jax.tree.structure(ours) == jax.tree.structure(theirs)
+    assert [np.shape(a) for a in jax.tree.leaves(ours)] == [np.shape(a) for a in jax.tree.leaves(theirs)]
