@@ -1,6 +1,6 @@
 """minigpt ÷ PyTorch, measured side by side in one run: train step, MFU, compile time, peak RSS, decoding.
 
-    PYTHONPATH=. python bench/compare.py [--presets baby small] [--steps 20 5] [--rounds 3] [--plain]
+    PYTHONPATH=. python bench/compare.py [--presets baby small] [--steps 60 6] [--rounds 3] [--plain]
 
 Each (framework, preset) training run is its own subprocess, run alternately (minigpt, torch, ...: ``--rounds``),
 so that its peak RSS (``ru_maxrss``) is its own and the two see the same machine load. Figures are medians
@@ -117,7 +117,7 @@ def decode_rates(preset: str, new_tokens: int, repeats: int) -> tuple[float, flo
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--presets", nargs="+", default=["baby", "small"], choices=sorted(BATCH))
-    parser.add_argument("--steps", nargs="+", type=int, default=[20, 5], help="timed steps per preset")
+    parser.add_argument("--steps", nargs="+", type=int, default=[60, 6], help="timed steps per preset")
     parser.add_argument("--decode-preset", default="small", choices=sorted(BATCH))
     parser.add_argument("--decode-tokens", type=int, default=200)
     parser.add_argument("--plain", action="store_true", help="also time minigpt with fast_kernels=False")
