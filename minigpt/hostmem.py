@@ -38,6 +38,7 @@ import time
 
 M_TRIM_THRESHOLD, M_MMAP_MAX, M_ARENA_MAX = -1, -4, -8  # glibc's <malloc.h>
 _done: bool | None = None
+_inline: bool | None = None  # set by execute_inline()
 
 
 def keep_freed_memory() -> bool:
@@ -90,7 +91,6 @@ def execute_inline() -> bool:
 # The pause after a step when execution is not inline: a fraction of the step's time, capped.
 PAUSE_FRACTION = 0.0025
 MAX_PAUSE_S = 0.002
-_inline: bool | None = None
 
 
 def hand_over_gil(step_seconds: float = 0.0) -> None:

@@ -275,7 +275,7 @@ class Steps:
         self.tx = make_optimizer(tcfg, abstract_params(cfg))
 
         def make_train_step(fused_norm: bool) -> Callable[..., Any]:
-            tx = make_optimizer(tcfg, abstract_params(cfg), fused_norm)
+            tx = self.tx if fused_norm else make_optimizer(tcfg, abstract_params(cfg), fused_norm=False)
             return functools.partial(train_step, tx=tx, fused_norm=fused_norm)
 
         def train_step(params, opt_state, xs, ys, key, *, tx, fused_norm):
