@@ -41,13 +41,17 @@ _done: bool | None = None
 _inline: bool | None = None  # set by execute_inline()
 
 
+def _opted_out() -> bool:
+    return os.environ.get("MINIGPT_KEEP_FREED_MEMORY", "1") == "0"
+
+
 def keep_freed_memory() -> bool:
     """Configure glibc malloc as described above; True if it was applied (Linux with glibc only)."""
     global _done
     if _done is not None:
         return _done
     _done = False
-    if not sys.platform.startswith("linux") or os.environ.get("MINIGPT_KEEP_FREED_MEMORY", "1") == "0":
+    if not sys.platform.startswith("linux") or _opted_out():
         return False
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
@@ -71,7 +75,7 @@ def execute_inline() -> bool:
     import jax
 
     _inline = False
-    if os.environ.get("MINIGPT_KEEP_FREED_MEMORY", "1") == "0":
+    if _opted_out():
         return False
     if not jax.config.values.get("jax_cpu_enable_async_dispatch", True):
         _inline = True  # already off (by the user): it counts only if it was off before the client started

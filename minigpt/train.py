@@ -264,9 +264,12 @@ class Steps:
         def loss_sum(params, x, y, key):
             return token_nll(_forward(build(params, key, True), x, tcfg.remat), y)
 
+        def divisor(count):
+            return jnp.maximum(count, 1).astype(jnp.float32)  # kept tokens; 1 when none is kept
+
         def loss_mean(params, x, y, key):
             total, count = loss_sum(params, x, y, key)
-            return total / jnp.maximum(count, 1).astype(jnp.float32), (total, count)
+            return total / divisor(count), (total, count)
 
         grad_fn = jax.value_and_grad(loss_sum, has_aux=True)
         # One micro-batch: differentiate the mean itself, so that 1/n scales the logits' gradient once
@@ -289,13 +292,12 @@ class Steps:
 
             if xs.shape[0] == 1:  # no accumulation: a loop would only add copies of every parameter
                 (_, (total, count)), grads = mean_grad_fn(params, xs[0], ys[0], jax.random.fold_in(key, 0))
-                n = jnp.maximum(count, 1).astype(jnp.float32)
             else:
                 zeros = jax.tree.map(jnp.zeros_like, params)
                 init = (zeros, jnp.float32(0), jnp.int32(0))
                 (grads, total, count), _ = jax.lax.scan(micro, init, (xs, ys, jnp.arange(xs.shape[0])))
-                n = jnp.maximum(count, 1).astype(jnp.float32)
-                grads = jax.tree.map(lambda g: g / n, grads)
+                grads = jax.tree.map(lambda g: g / divisor(count), grads)
+            n = divisor(count)
             grad_norm = global_norm(grads, fused_norm)  # the same expression as the clip's: XLA computes it once
             updates, opt_state = tx.update(grads, opt_state, params)
             params = jax.tree.map(jnp.add, params, updates)
