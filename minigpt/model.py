@@ -196,13 +196,53 @@ class GPT(nnx.Module):
         return to_params(self)
 
 
+def token_nll(logits: jax.Array, targets: jax.Array, ignore_index: int = -1) -> jax.Array:
+    """−log softmax(logits)[target] at every position, 0 where target == ignore_index; shape of targets."""
+    logits = logits.astype(jnp.promote_types(logits.dtype, jnp.float32))  # bf16 logits: the log-softmax in f32
+    logp = jax.nn.log_softmax(logits, axis=-1)  # (..., V)
+    keep = targets != ignore_index  # (...)
+    nll = -jnp.take_along_axis(logp, jnp.where(keep, targets, 0)[..., None], axis=-1)[..., 0]  # (...)
+    return jnp.where(keep, nll, 0.0)
+
+
 def cross_entropy(logits: jax.Array, targets: jax.Array, ignore_index: int = -1) -> jax.Array:
-    """Mean over kept positions of −log softmax(logits)[target]."""
-    logp = jax.nn.log_softmax(logits, axis=-1)  # (B, T, V)
-    keep = targets != ignore_index  # (B, T)
-    safe = jnp.where(keep, targets, 0)
-    nll = -jnp.take_along_axis(logp, safe[..., None], axis=-1)[..., 0]  # (B, T)
-    return jnp.sum(nll * keep) / jnp.maximum(jnp.sum(keep), 1).astype(logits.dtype)
+    """L = −(1/N) Σ log P(target | context) over the N targets ≠ ignore_index (0 when N = 0)."""
+    n = jnp.maximum(jnp.sum(targets != ignore_index), 1)
+    return jnp.sum(token_nll(logits, targets, ignore_index)) / n.astype(jnp.promote_types(logits.dtype, jnp.float32))
+
+
+def apply(
+    params: Params,
+    idx: jax.Array,
+    cfg: GPTConfig,
+    *,
+    train: bool = False,
+    key: jax.Array | None = None,
+    fast: bool = True,
+    remat: bool = False,
+    dtype=None,
+    output: str = "logits",
+) -> jax.Array:
+    """The GPT as a pure function of reference-layout ``params``: logits (B, T, V) for ids (B, T).
+
+    Works inside ``jit`` (params may be tracers). ``train=True`` turns dropout on with masks drawn from
+    ``key``; ``fast`` picks ``minigpt.kernels``; ``remat`` recomputes each block in the backward pass;
+    ``dtype`` casts the params (e.g. bf16); ``output="hidden"`` returns LN_f(hᴸ) (B, T, C) instead.
+    """
+    model = merge_params(params, cfg, jax.random.key(0) if key is None else key, train=train, dtype=dtype, fast=fast)
+    if output == "hidden":
+        return model.hidden_states(idx) if not remat else model.ln_f(_remat_blocks(model, model.embed(idx)))
+    if output != "logits":
+        raise ValueError(f"output must be 'logits' or 'hidden', got {output!r}")
+    if not remat:
+        return model(idx)
+    return model.lm_head(model.ln_f(_remat_blocks(model, model.embed(idx))))
+
+
+def _remat_blocks(model: GPT, h: jax.Array) -> jax.Array:
+    for block in model.h:
+        h = nnx.remat(lambda b, h: b(h))(block, h)
+    return h
 
 
 @functools.lru_cache(maxsize=16)
