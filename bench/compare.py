@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from minigpt.hostmem import configure_cpu
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 BATCH = {"tiny": 16, "baby": 12, "small": 8}
 
@@ -124,6 +126,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of subprocesses per preset")
     parser.add_argument("--worker", choices=["jax", "jax-plain", "torch"], help=argparse.SUPPRESS)
     args = parser.parse_args()
+    configure_cpu()  # what the minigpt CLI does before JAX starts (minigpt.hostmem)
     steps = dict(zip(args.presets, args.steps + args.steps[-1:] * len(args.presets), strict=False))
     if args.worker:
         preset, n = args.presets[0], steps[args.presets[0]]

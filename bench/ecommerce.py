@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from minigpt.hostmem import configure_cpu
+
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -29,6 +31,7 @@ def main() -> None:
     p.add_argument("--samples", type=int, default=200, help="generated reviews per label")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
+    configure_cpu()  # what the minigpt CLI does before JAX starts (minigpt.hostmem)
 
     import matplotlib
 

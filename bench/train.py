@@ -17,7 +17,7 @@ import jax
 import numpy as np
 
 from minigpt.config import GPTConfig
-from minigpt.hostmem import hand_over_gil
+from minigpt.hostmem import configure_cpu, hand_over_gil
 from minigpt.train import (
     StepSpec,
     TrainConfig,
@@ -78,6 +78,7 @@ def main() -> None:
     parser.add_argument("--compute_dtype", default="float32", choices=["float32", "bfloat16"])
     parser.add_argument("--remat", action="store_true")
     args = parser.parse_args()
+    configure_cpu()  # what the minigpt CLI does before JAX starts (minigpt.hostmem)
 
     tcfg = TrainConfig(compute_dtype=args.compute_dtype, remat=args.remat, progress=False)
     peak = matmul_peak_flops()

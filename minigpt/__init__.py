@@ -1,18 +1,15 @@
 """minigpt — a from-scratch, educational GPT: a NumPy reference and a JAX/Flax NNX twin that agree.
 
 The Flax names (``GPT``, ``from_params``, ``to_params``) load JAX on first use, so that the
-NumPy reference, the tokenizers and ``minigpt prepare`` start without paying for it.
+NumPy reference, the tokenizers and ``minigpt prepare`` start without paying for it. Importing minigpt
+(or any of its modules) changes no process state: the CPU memory and dispatch tuning that training wants
+is the explicit call ``minigpt.hostmem.configure_cpu()``, made by the ``minigpt`` command line.
 """
 
 from typing import Any
 
 from minigpt.config import PRESETS, GPTConfig
-from minigpt.hostmem import keep_freed_memory
 from minigpt.params import flatten_params, param_shapes, unflatten_params, validate_params
-
-# Before JAX starts its threads: XLA:CPU's per-step buffers are then reused instead of page-faulted in
-# every step (~25 % of a CPU train step; see minigpt.hostmem; MINIGPT_KEEP_FREED_MEMORY=0 opts out).
-keep_freed_memory()
 
 __version__ = "0.1.0"
 

@@ -20,6 +20,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "plot": ("minigpt.plot:main", "draw a run's train/val loss curves into RUN_DIR/loss.png"),
 }
 
+# Commands that run JAX computations get the CPU tuning of minigpt.hostmem (before JAX starts); importing
+# minigpt never applies it, so a user's own process is left alone.
+TUNED_COMMANDS = frozenset({"demo", "train", "sample", "verify"})
+
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -33,6 +37,10 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"minigpt: unknown command {name!r}; choose one of {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
+    if name in TUNED_COMMANDS:
+        from minigpt.hostmem import configure_cpu
+
+        configure_cpu()
     module, func = COMMANDS[name][0].split(":")
     return int(getattr(importlib.import_module(module), func)(rest) or 0)
 

@@ -1,31 +1,35 @@
-"""Keep freed host memory for reuse, so that XLA:CPU does not page-fault its buffers in on every step.
+"""Opt-in CPU tuning for training: keep freed host memory for reuse and run XLA:CPU computations inline.
 
-XLA:CPU allocates the temporaries of each execution with ``malloc``: one block of about 45 MB per train
-step at preset ``baby`` and 520 MB at ``small``. glibc serves blocks above 32 MB (and every block of a
-worker thread's arena) with fresh ``mmap`` pages and unmaps them on ``free``, so each step faults the
-whole block in again and the kernel zeroes it: 11 000 minor page faults per step at ``baby`` and
-133 000 at ``small``, about a quarter of the step. PyTorch keeps its memory and sees ~300.
+Nothing here runs at import. ``configure_cpu()`` is one explicit call, made by the ``minigpt`` command line and
+the benchmarks before JAX starts; notebook users may make it in their first cell (trade-off below).
 
-``keep_freed_memory()`` tells glibc to serve large blocks from the heap (``M_MMAP_MAX = 0``), to keep
-freed memory instead of returning it (``M_TRIM_THRESHOLD``) and to use one arena for all threads
-(``M_ARENA_MAX = 1``; an arena is picked at a thread's first allocation, so this only helps when called
-before JAX starts its threads — ``import minigpt`` does it). After the first steps the same pages are
-reused and the faults disappear. The cost: memory freed by the process is not given back to the OS
-until it exits (the resident size stays at its peak). Set ``MINIGPT_KEEP_FREED_MEMORY=0`` to opt out.
+Why. XLA:CPU allocates the temporaries of each execution with ``malloc``: one block of about 45 MB per train
+step at preset ``baby`` and 520 MB at ``small``. glibc serves blocks above 32 MB (and every block of a worker
+thread's arena) with fresh ``mmap`` pages and unmaps them on ``free``, so each step faults the whole block in
+again and the kernel zeroes it: 11 000 minor page faults per step at ``baby`` and 133 000 at ``small``, about
+a quarter of the step. PyTorch keeps its memory and sees ~300.
 
-The heap can still fragment: if the next step allocates its block before the last one is freed, glibc
-grows the heap by another block (at ``small``: 520 MB more resident memory, for good). With JAX's
-default asynchronous dispatch XLA runs a step on a worker thread, marks its outputs ready and only then
-frees the step's block, so the next step can win that race. ``execute_inline()`` (called when
-``minigpt.model`` is imported) turns asynchronous dispatch off for CPU computations
-(``jax_cpu_enable_async_dispatch=False``), before JAX creates its CPU client: XLA then runs each
+``keep_freed_memory()`` tells glibc to serve large blocks from the heap (``M_MMAP_MAX = 0``), to keep freed
+memory instead of returning it (``M_TRIM_THRESHOLD``) and to use one arena for all threads (``M_ARENA_MAX = 1``;
+an arena is picked at a thread's first allocation, so this only helps before JAX starts its threads). After
+the first steps the same pages are reused and the faults disappear.
+
+The heap can still fragment: if the next step allocates its block before the last one is freed, glibc grows
+the heap by another block (at ``small``: 520 MB more resident memory, for good). With JAX's default
+asynchronous dispatch XLA runs a step on a worker thread, marks its outputs ready and only then frees the
+step's block, so the next step can win that race. ``execute_inline()`` turns asynchronous dispatch off for CPU
+computations (``jax_cpu_enable_async_dispatch=False``) before JAX creates its CPU client: XLA then runs each
 computation whose inputs are ready on the calling thread and frees the block before the call returns.
-Measured at ``small`` with a busy process competing for the 2 cores: the heap grew by a block in 4 of 4
-runs with asynchronous dispatch and 0 of 5 (40 steps) with inline execution, and the step time did not change
-(median of alternating runs: ``baby`` 37.1 vs 37.6 ms, ``small`` 920 vs 883 ms). If JAX's CPU backend was
-already running when minigpt was imported, inline execution cannot be switched on any more; the training
-loop then pauses after each step (``hand_over_gil``: 0.25 % of the step, at most 2 ms) to give XLA's
-thread the core first, which lowers the odds of the race without removing them.
+Measured at ``small`` with a busy process competing for the 2 cores: the heap grew by a block in 4 of 4 runs
+with asynchronous dispatch and 0 of 5 (40 steps) with inline execution, and the step time did not change.
+If JAX's CPU backend was already running, inline execution cannot be switched on any more; the training loop
+then pauses after each step (``hand_over_gil``: 0.25 % of the step, at most 2 ms), which lowers the odds of the
+race without removing them.
+
+The trade-off, for the whole process: memory freed is not given back to the OS until it exits (the resident
+size stays at its peak), one malloc arena serves every thread of every library, and all CPU JAX code in the
+process dispatches synchronously (a Python loop cannot queue the next computation while one runs).
+``MINIGPT_KEEP_FREED_MEMORY=0`` makes ``configure_cpu()`` do nothing.
 """
 
 from __future__ import annotations
@@ -61,6 +65,14 @@ def keep_freed_memory() -> bool:
     settings = ((M_MMAP_MAX, 0), (M_TRIM_THRESHOLD, 2**31 - 1), (M_ARENA_MAX, 1))
     _done = all(mallopt(option, value) == 1 for option, value in settings)
     return _done
+
+
+def configure_cpu() -> dict[str, bool]:
+    """Apply both settings (see the module docstring); call before JAX's first computation.
+
+    Returns which took effect: ``{"keep_freed_memory": ..., "execute_inline": ...}``.
+    """
+    return {"keep_freed_memory": keep_freed_memory(), "execute_inline": execute_inline()}
 
 
 def execute_inline() -> bool:

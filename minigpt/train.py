@@ -205,25 +205,11 @@ def token_nll(logits: Any, targets: Any, ignore_index: int = -1) -> tuple[Any, A
     Sums, not means, so that micro-batches with different numbers of kept tokens combine exactly:
     the batch loss is Σ_i sum_i / Σ_i n_i.
     """
-    import jax
     import jax.numpy as jnp
 
-    logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)  # (B, T, V)
-    keep = targets != ignore_index  # (B, T)
-    nll = -jnp.take_along_axis(logp, jnp.where(keep, targets, 0)[..., None], axis=-1)[..., 0]  # (B, T)
-    return jnp.sum(jnp.where(keep, nll, 0.0)), jnp.sum(keep)
+    from minigpt import model
 
-
-def _forward(model: Any, x: Any, remat: bool) -> Any:
-    """Logits (B, T, V); with ``remat`` each block's activations are recomputed in the backward pass."""
-    if not remat:
-        return model(x)
-    from flax import nnx
-
-    h = model.embed(x)
-    for block in model.h:
-        h = nnx.remat(lambda b, h: b(h))(block, h)
-    return model.lm_head(model.ln_f(h))  # (B, T, V)
+    return jnp.sum(model.token_nll(logits, targets, ignore_index)), jnp.sum(targets != ignore_index)
 
 
 @dataclass(frozen=True)
@@ -244,7 +230,7 @@ class Steps:
     """The jitted ``train_step`` and ``eval_step`` for one model config and step spec.
 
     The parameters are kept by us in the reference layout; inside the jitted functions
-    ``minigpt.model.merge_params`` rebuilds the model from them (the static graph is split once per
+    ``minigpt.model.apply`` rebuilds the model from them (the static graph is split once per
     config), so the steps are pure functions of arrays.
     """
 
@@ -253,16 +239,14 @@ class Steps:
         import jax.numpy as jnp
 
         from minigpt.checkpoint import abstract_params
-        from minigpt.model import merge_params
+        from minigpt.model import apply
 
         tcfg = spec.tcfg
         compute = jnp.bfloat16 if tcfg.compute_dtype == "bfloat16" else jnp.float32
 
-        def build(params: Params, key: Any, train: bool) -> Any:
-            return merge_params(params, cfg, key, train=train, dtype=compute, fast=tcfg.fast_kernels)
-
         def loss_sum(params, x, y, key):
-            return token_nll(_forward(build(params, key, True), x, tcfg.remat), y)
+            logits = apply(params, x, cfg, train=True, key=key, dtype=compute, fast=tcfg.fast_kernels, remat=tcfg.remat)
+            return token_nll(logits, y)
 
         def divisor(count):
             return jnp.maximum(count, 1).astype(jnp.float32)  # kept tokens; 1 when none is kept
@@ -304,7 +288,7 @@ class Steps:
             return params, opt_state, {"loss": total / n, "grad_norm": grad_norm}
 
         def eval_step(params, x, y):
-            return token_nll(build(params, dropout_key(0), False)(x), y)
+            return token_nll(apply(params, x, cfg, dtype=compute, fast=tcfg.fast_kernels), y)
 
         # Un-jitted, for minigpt.distributed: the sharded step sums each gradient shard where it lives.
         self.train_fn, self.sharded_train_fn = make_train_step(True), make_train_step(False)

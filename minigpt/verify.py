@@ -211,7 +211,8 @@ def check_kv_cache(case: Case) -> Iterable[Row]:
     import jax.numpy as jnp
 
     from minigpt import reference as ref
-    from minigpt.generate.kv_cache import ReferenceKVCache, forward_cached_jax, forward_cached_numpy, init_cache_jax
+    from minigpt.generate.kv_cache import ReferenceKVCache, forward_cached_numpy
+    from minigpt.model import KVCache, apply
 
     B, T = case.idx.shape
     P = max(1, T // 2)  # prompt length: prefill P tokens at once, then T − P single-token steps
@@ -224,12 +225,12 @@ def check_kv_cache(case: Case) -> Iterable[Row]:
     yield case.row("kv cache (numpy)", np.concatenate(pieces, axis=1), want)
 
     params = map_params(jnp.asarray, case.params)
-    step = jax.jit(lambda p, i, s, st, c: forward_cached_jax(p, case.cfg, i, s, st, c))
-    jcache = init_cache_jax(case.cfg, B, T, case.dtype)
-    logits, jcache = step(params, case.idx[:, :P], 0, start, jcache)
+    step = jax.jit(lambda p, i, c: apply(p, i, case.cfg, cache=c))  # the JAX model itself, on its cache
+    jcache = KVCache.init(case.cfg, B, T, case.dtype, start)
+    logits, jcache = step(params, case.idx[:, :P], jcache)
     pieces = [np.asarray(logits)]
     for t in range(P, T):
-        logits, jcache = step(params, case.idx[:, t : t + 1], t, start, jcache)
+        logits, jcache = step(params, case.idx[:, t : t + 1], jcache)
         pieces.append(np.asarray(logits))
     yield case.row("kv cache (jax)", np.concatenate(pieces, axis=1), want)
 

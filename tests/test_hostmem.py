@@ -14,9 +14,9 @@ from minigpt import hostmem
 
 PROBE = r"""
 import ctypes, json, resource, sys
-import minigpt  # configures malloc before JAX starts its threads
-import jax, jax.numpy as jnp, numpy as np
 from minigpt import hostmem
+hostmem.configure_cpu()  # what the CLI does: malloc and dispatch settings before JAX starts its threads
+import jax, jax.numpy as jnp, numpy as np
 from minigpt.config import GPTConfig
 from minigpt.hostmem import keep_freed_memory
 from minigpt.train import StepSpec, TrainConfig, compiled_steps, dropout_key, init_params

@@ -151,8 +151,9 @@ def test_transformers_checkpoint_runs_identically_in_minigpt(hf, tmp_path, kwarg
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, cfg.vocab_size, size=(2, min(cfg.block_size, 24)))
     want = hf_logits(model, idx)
-    jmodel = GPT.from_params(params, cfg)
-    jmodel.eval()  # the checkpoint says dropout 0.1 (GPT-2 pretraining); inference runs without it
+    # As a new user writes it: the checkpoint says dropout 0.1 (GPT-2 pretraining), yet a model built from
+    # params is in inference mode without further calls, like transformers' from_pretrained.
+    jmodel = GPT.from_params(*hub.load_pretrained(tmp_path))
     assert_logits_close(ref.forward(params, idx, cfg), want, "NumPy reference vs transformers")
     jax_run = JaxRunner(jmodel, max(idx.shape[1], PROMPT_LEN + N_NEW))
     assert_logits_close(jax_run.logits(idx), want, "Flax model vs transformers")

@@ -173,7 +173,7 @@ def test_fast_gpt_with_dropout_uses_the_same_masks_as_plain():
     cfg = GPTConfig(vocab_size=20, block_size=8, n_layer=2, n_head=2, n_embd=8, dropout=0.3)
     params = ref.init_params(cfg, seed=1, dtype=np.float32)
     idx = np.random.default_rng(0).integers(0, 20, size=(2, 8))
-    plain, fast = from_params(params, cfg, seed=3), from_params(params, cfg, seed=3, fast=True)
+    plain, fast = from_params(params, cfg, seed=3, train=True), from_params(params, cfg, seed=3, fast=True, train=True)
     a, b = np.asarray(plain(idx)), np.asarray(fast(idx))
     np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5)
     plain.eval()

@@ -148,16 +148,16 @@ def test_out_of_range_ids_inside_jit_give_nan_not_a_clamped_row():
 def test_dropout_is_honoured_in_training_mode_only():
     cfg = GPTConfig.preset("tiny", dropout=0.5)
     params = ref.init_params(cfg)
-    model = from_params(params, cfg, seed=3)
+    model = from_params(params, cfg, seed=3, train=True)
     idx = np.arange(12)[None] % cfg.vocab_size
-    a, b = np.asarray(logits_fn(model, idx)), np.asarray(logits_fn(model, idx))  # nnx starts in training mode
+    a, b = np.asarray(logits_fn(model, idx)), np.asarray(logits_fn(model, idx))  # training asked for explicitly
     assert not np.allclose(a, b), "two training-mode passes must draw different dropout masks"
     model.eval()
     np.testing.assert_allclose(np.asarray(logits_fn(model, idx)), ref.forward(params, idx, cfg), rtol=1e-5, atol=1e-5)
     model.train()
     assert not np.allclose(np.asarray(logits_fn(model, idx)), ref.forward(params, idx, cfg), atol=1e-5)
     # the same seed gives the same masks: dropout randomness comes only from the explicit seed
-    again = from_params(params, cfg, seed=3)
+    again = from_params(params, cfg, seed=3, train=True)
     np.testing.assert_array_equal(np.asarray(logits_fn(again, idx)), a)
 
 

@@ -111,7 +111,12 @@ def test_a_cache_that_stores_keys_as_values_fails_the_numpy_row(monkeypatch):
 
 def test_a_cache_mask_that_hides_the_past_fails_both_cache_rows(monkeypatch):
     from minigpt.generate import kv_cache
+    from minigpt.model import cache
 
-    monkeypatch.setattr(kv_cache, "attention_allowed", lambda i, j, start, xp=np: j[None, None, :] == i[None, :, None])
+    def hides_the_past(i, j, start, xp=np):
+        return j[None, None, :] == i[None, :, None]
+
+    monkeypatch.setattr(kv_cache, "attention_allowed", hides_the_past)  # the NumPy cache's name for the rule
+    monkeypatch.setattr(cache, "attention_allowed", hides_the_past)  # and the JAX model's
     rows = verify.run(1, seed=2, checks=[verify.check_kv_cache])
     assert rows and not any(r.passed for r in rows)

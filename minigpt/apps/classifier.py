@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from minigpt.config import GPTConfig
+from minigpt.model import apply, cross_entropy
 from minigpt.params import Params
 
 CLASSES: tuple[str, ...] = ("neg", "pos")  # class index i is CLASSES[i]
@@ -86,25 +87,8 @@ def head_logits_numpy(gpt: Params, head: Params, x: np.ndarray, mask: np.ndarray
 
 
 # -- JAX -----------------------------------------------------------------------------------------
-def _model(gpt: Params, cfg: GPTConfig) -> Any:
-    """A ``GPT`` in eval mode (no dropout) holding ``gpt``; usable inside jit (params may be tracers)."""
-    import jax
-
-    from minigpt.model import merge_params
-
-    return merge_params(gpt, cfg, jax.random.key(0), train=False)
-
-
-@functools.lru_cache(maxsize=8)
-def _forward_fn(cfg: GPTConfig):
-    """jit(params, ids) → LM logits (B, T, V)."""
-    import jax
-
-    return jax.jit(lambda gpt, x: _model(gpt, cfg)(x))
-
-
 def _logits(clf: Params, x: Any, mask: Any, cfg: GPTConfig) -> Any:
-    h = _model(clf["gpt"], cfg).hidden_states(x)  # (B, T, C)
+    h = apply(clf["gpt"], x, cfg, output="hidden")  # (B, T, C), dropout off
     m = mask[..., None]  # (B, T, 1)
     z = (h * m).sum(axis=1) / m.sum(axis=1)  # (B, C)
     return z @ clf["head"]["weight"] + clf["head"]["bias"]  # (B, 2)
@@ -165,8 +149,7 @@ def fine_tune(
     opt_state = tx.init(clf)
 
     def loss_fn(clf, xb, mb, yb):
-        logp = jax.nn.log_softmax(_logits(clf, xb, mb, cfg), axis=-1)  # (B, 2)
-        return -jnp.mean(jnp.take_along_axis(logp, yb[:, None], axis=1))
+        return cross_entropy(_logits(clf, xb, mb, cfg), yb)  # −mean log P(label | review)
 
     @jax.jit
     def step(clf, opt_state, xb, mb, yb):

@@ -114,13 +114,12 @@ def _score_fn(cfg: GPTConfig):
     import jax
     import jax.numpy as jnp
 
-    from minigpt.apps.classifier import _model
+    from minigpt.model import apply, token_nll
 
     def score(params, x, n):
-        logp = jax.nn.log_softmax(_model(params, cfg)(x).astype(jnp.float32), axis=-1)  # (B, T, V)
-        picked = jnp.take_along_axis(logp[:, :-1], x[:, 1:, None], axis=-1)[..., 0]  # (B, T-1)
-        keep = jnp.arange(1, x.shape[1])[None, :] < n[:, None]
-        return jnp.where(keep, picked, 0.0).sum(axis=1)
+        keep = jnp.arange(1, x.shape[1])[None, :] < n[:, None]  # (B, T-1): the row's real next tokens
+        targets = jnp.where(keep, x[:, 1:], -1)
+        return -token_nll(apply(params, x, cfg)[:, :-1], targets, ignore_index=-1).sum(axis=1)
 
     return jax.jit(score)
 

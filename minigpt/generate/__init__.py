@@ -4,15 +4,15 @@ banned phrases and streaming, for the NumPy reference and the JAX model.
     from minigpt.generate import generate, beam_search, generate_text, stream_text
     generate(model, [[1, 2, 3], [4, 5]], max_new_tokens=20, temperature=0.8, top_k=40, seed=0)
 
-Modules: ``kv_cache`` (cached forward passes), ``processors`` (logits filters), ``decode`` (the
-loops), ``beam`` (beam search), ``bans`` (banned phrases), ``text`` (tokenizer-level helpers and
-streaming text).
+Modules: ``kv_cache`` (the NumPy cached forward pass; the JAX model has its own ``minigpt.model.KVCache``),
+``processors`` (logits filters), ``decode`` (the loops), ``beam`` (beam search), ``bans`` (banned phrases),
+``text`` (tokenizer-level helpers and streaming text).
 """
 
 from minigpt.generate.bans import BannedPhrases, token_bytes
 from minigpt.generate.beam import Hypothesis, beam_search
 from minigpt.generate.decode import JaxDecoder, ReferenceDecoder, generate, make_decoder, prepare_prompts, stream
-from minigpt.generate.kv_cache import ReferenceKVCache, forward_cached_jax, forward_cached_numpy, init_cache_jax
+from minigpt.generate.kv_cache import ReferenceKVCache, forward_cached_numpy
 from minigpt.generate.processors import (
     apply_repetition_penalty,
     apply_temperature,
@@ -35,11 +35,9 @@ __all__ = [
     "beam_search",
     "beam_search_text",
     "check_sampling",
-    "forward_cached_jax",
     "forward_cached_numpy",
     "generate",
     "generate_text",
-    "init_cache_jax",
     "make_decoder",
     "prepare_prompts",
     "process_logits",

@@ -26,7 +26,7 @@ import numpy as np
 
 from minigpt.config import GPTConfig
 from minigpt.generate.bans import BannedPhrases
-from minigpt.generate.decode import JaxDecoder, ReferenceDecoder, _resolve, prepare_prompts
+from minigpt.generate.decode import JaxDecoder, ReferenceDecoder, prepare_prompts, resolve_model
 from minigpt.reference.functional import log_softmax
 
 
@@ -56,7 +56,7 @@ def beam_search(
     crop_prompt: bool = False,
 ) -> list[Hypothesis]:
     """The ``num_return`` best hypotheses for one prompt (1-D token ids), best first."""
-    params, cfg, backend = _resolve(model, cfg, backend)
+    params, cfg, backend = resolve_model(model, cfg, backend)
     if isinstance(num_beams, bool) or not isinstance(num_beams, int) or num_beams < 1:
         raise ValueError(f"num_beams must be a positive integer, got {num_beams!r}")
     if isinstance(num_return, bool) or not isinstance(num_return, int) or not 1 <= num_return <= num_beams:

@@ -4,11 +4,12 @@
 
 ``pick`` is argmax (greedy, ``temperature=0``) or a draw from softmax(processed logits / τ) after
 top-k / top-p filtering (``minigpt.generate.processors``). Two interchangeable decoders do the model
-part, both on a KV cache (``minigpt.generate.kv_cache``):
+part, both on a KV cache:
 
-* ``ReferenceDecoder`` — NumPy, growing cache, a Python loop; samples with ``np.random.default_rng(seed)``;
-* ``JaxDecoder`` — JAX, preallocated cache, jitted prefill and single-token step; samples with
-  ``jax.random.fold_in(jax.random.key(seed), t)`` at step t.
+* ``ReferenceDecoder`` — NumPy, growing cache (``minigpt.generate.kv_cache``), a Python loop; samples with
+  ``np.random.default_rng(seed)``;
+* ``JaxDecoder`` — the JAX model itself (``minigpt.model.apply`` with a ``minigpt.model.KVCache``), jitted
+  prefill and single-token step; samples with ``jax.random.fold_in(jax.random.key(seed), t)`` at step t.
 
 ``generate`` runs the whole JAX loop inside one ``jit`` with ``lax.while_loop`` when it can (JAX
 backend, no banned phrases); ``stream`` is the step-by-step generator (used for printing as tokens
@@ -32,9 +33,10 @@ import numpy as np
 
 from minigpt.config import GPTConfig
 from minigpt.generate.bans import BannedPhrases
-from minigpt.generate.kv_cache import ReferenceKVCache, forward_cached_jax, forward_cached_numpy, init_cache_jax
+from minigpt.generate.kv_cache import ReferenceKVCache, forward_cached_numpy
 from minigpt.generate.processors import check_sampling, process_logits, sample_numpy
-from minigpt.params import Params, param_shapes, params_dtype, unflatten_params, validate_params
+from minigpt.model import GPT, KVCache, apply, jax_params, to_params
+from minigpt.params import Params, validate_params
 from minigpt.validation import check_id_range
 
 Sampling = tuple  # (temperature, top_k, top_p, repetition_penalty): hashable, a static jit argument
@@ -100,24 +102,11 @@ def prepare_prompts(
     return tokens, start, out
 
 
-def _model_arrays(model: Any) -> Params:
-    """The model's parameters as a reference-layout dict of its own JAX arrays (no host copy)."""
-    flat = {}
-    for name in param_shapes(model.cfg):
-        node = model
-        for part in name.split("."):
-            node = node[int(part)] if part.isdigit() else getattr(node, part)
-        flat[name] = node[...]
-    return unflatten_params(flat)
-
-
-def _resolve(model: Any, cfg: GPTConfig | None, backend: str | None) -> tuple[Params, GPTConfig, str]:
+def resolve_model(model: Any, cfg: GPTConfig | None, backend: str | None) -> tuple[Params, GPTConfig, str]:
     """(params, cfg, backend) from a Flax ``GPT`` or a reference-layout params dict."""
-    from minigpt.model import GPT
-
     if isinstance(model, GPT):
         cfg, default = model.cfg, "jax"
-        params = _model_arrays(model) if backend in (None, "jax") else model.to_params()
+        params = to_params(model, copy=backend not in (None, "jax"))  # JAX decoding reads the model's own arrays
     elif isinstance(model, dict):
         if cfg is None:
             raise ValueError("decoding from a params dict needs its GPTConfig: pass cfg=...")
@@ -135,7 +124,7 @@ def make_decoder(
     model: Any, cfg: GPTConfig | None = None, *, backend: str | None = None, use_cache: bool = True, seed: int = 0
 ):
     """A ``ReferenceDecoder`` or ``JaxDecoder`` for ``model`` (``GPT`` → JAX by default, params dict → NumPy)."""
-    params, cfg, backend = _resolve(model, cfg, backend)
+    params, cfg, backend = resolve_model(model, cfg, backend)
     cls = JaxDecoder if backend == "jax" else ReferenceDecoder
     return cls(params, cfg, use_cache=use_cache, seed=seed)
 
@@ -180,36 +169,30 @@ class ReferenceDecoder:
         return np.argmax(z, axis=-1) if temperature == 0 else sample_numpy(z, self.rng)
 
 
-def _jax_params(params: Params):
-
-    dtype = params_dtype(params)
-    if dtype == np.float64 and not jax.config.jax_enable_x64:
-        raise ValueError(
-            "params are float64 but JAX would silently use float32; run under `with jax.enable_x64(True):` "
-            "or cast params to float32"
-        )
-    return jax.tree.map(jnp.asarray, params)
+def _decode(params: Params, tokens: jax.Array, cfg: GPTConfig, cache: KVCache) -> tuple[jax.Array, KVCache]:
+    """The model on new tokens (B, T) written into ``cache``: the plain layers (``fast`` only helps backward)."""
+    return apply(params, tokens, cfg, fast=False, cache=cache)
 
 
 @functools.partial(jax.jit, static_argnames=("cfg", "n_slots"))
 def _prefill_jax(params, tokens, start, *, cfg, n_slots):
-    cache = init_cache_jax(cfg, tokens.shape[0], n_slots, params["wte"]["weight"].dtype)
-    logits, cache = forward_cached_jax(params, cfg, tokens, 0, start, cache)
+    cache = KVCache.init(cfg, tokens.shape[0], n_slots, params["wte"]["weight"].dtype, start)
+    logits, cache = _decode(params, tokens, cfg, cache)
     return logits[:, -1], cache
 
 
 @functools.partial(jax.jit, static_argnames=("cfg",), donate_argnames=("cache",))
-def _step_jax(params, token, slot, start, cache, *, cfg):
-    logits, cache = forward_cached_jax(params, cfg, token[:, None], slot, start, cache)
+def _step_jax(params, token, cache, *, cfg):
+    logits, cache = _decode(params, token[:, None], cfg, cache)
     return logits[:, 0], cache
 
 
 @functools.partial(jax.jit, static_argnames=("cfg",))
 def _full_jax(params, tokens, slot, start, *, cfg):
-    """No cache: the whole buffer (B, S) through the network; logits (B, V) of slot ``slot``."""
-
-    cache = init_cache_jax(cfg, tokens.shape[0], tokens.shape[1], params["wte"]["weight"].dtype)
-    logits, _ = forward_cached_jax(params, cfg, tokens, 0, start, cache)
+    """No cache: the whole buffer (B, S) through the network (a fresh cache of S slots is only the
+    left-padding mask); logits (B, V) of slot ``slot``."""
+    cache = KVCache.init(cfg, tokens.shape[0], tokens.shape[1], params["wte"]["weight"].dtype, start)
+    logits, _ = _decode(params, tokens, cfg, cache)
     return jax.lax.dynamic_index_in_dim(logits, slot, axis=1, keepdims=False)
 
 
@@ -227,21 +210,18 @@ def _pick_jax(logits, seen, banned, key, *, sampling):
 
 
 @jax.jit
-def _reorder_jax(cache, rows):
-
-    return jax.tree.map(lambda a: a[rows], cache)
+def _reorder_jax(cache: KVCache, rows: jax.Array) -> KVCache:
+    return cache.reorder(rows)
 
 
 class JaxDecoder:
     """JAX decoding with a fixed-size cache and jitted steps (one compile per prompt shape)."""
 
     def __init__(self, params: Params, cfg: GPTConfig, *, use_cache: bool = True, seed: int = 0):
-
-        self.params, self.cfg, self.use_cache = _jax_params(params), cfg, use_cache
+        self.params, self.cfg, self.use_cache = jax_params(params), cfg, use_cache
         self.key = jax.random.key(seed)
 
     def prefill(self, tokens: np.ndarray, start: np.ndarray, n_slots: int) -> np.ndarray:
-
         self.start = jnp.asarray(start, jnp.int32)
         self.slot = tokens.shape[1]
         if self.use_cache:
@@ -253,11 +233,9 @@ class JaxDecoder:
         return np.asarray(_full_jax(self.params, self.buffer, self.slot - 1, self.start, cfg=self.cfg))
 
     def step(self, token: np.ndarray) -> np.ndarray:
-
         token = np.asarray(token, dtype=np.int32)
         if self.use_cache:
-            logits, self.cache = _step_jax(self.params, jnp.asarray(token), self.slot, self.start, self.cache,
-                                           cfg=self.cfg)  # fmt: skip
+            logits, self.cache = _step_jax(self.params, jnp.asarray(token), self.cache, cfg=self.cfg)
         else:
             self.buffer[:, self.slot] = token
             logits = _full_jax(self.params, self.buffer, self.slot, self.start, cfg=self.cfg)
@@ -265,7 +243,6 @@ class JaxDecoder:
         return np.asarray(logits)
 
     def reorder(self, rows: np.ndarray) -> None:
-
         rows = np.asarray(rows, dtype=np.int32)
         self.start = self.start[jnp.asarray(rows)]
         if self.use_cache:
@@ -274,7 +251,6 @@ class JaxDecoder:
             self.buffer = self.buffer[rows]
 
     def pick(self, logits: np.ndarray, seen: np.ndarray, banned: np.ndarray | None, t: int, sampling: Sampling):
-
         key = jax.random.fold_in(self.key, t)
         return np.asarray(_pick_jax(logits, seen, banned, key, sampling=sampling))
 
@@ -322,7 +298,7 @@ def stream(
     every token that would complete a banned phrase (``BannedPhrases``). Arguments are checked before
     the first token is computed, so a bad setting raises ``ValueError`` at the call.
     """
-    params, cfg, backend = _resolve(model, cfg, backend)
+    params, cfg, backend = resolve_model(model, cfg, backend)
     check_sampling(temperature, top_k, top_p, repetition_penalty)
     tokens, start, rows = prepare_prompts(prompts, cfg, max_new_tokens, crop_prompt=crop_prompt)
     stop = _check_stop(stop_tokens, cfg)
@@ -388,7 +364,7 @@ def _generate_jax(params, tokens, start, key, *, cfg, max_new_tokens, sampling, 
         done = done | jnp.isin(token, stop_ids)
         feed = jnp.where(token < 0, 0, token)
         if use_cache:
-            logits, memory = forward_cached_jax(params, cfg, feed[:, None], P + t, start, memory)
+            logits, memory = _decode(params, feed[:, None], cfg, memory)
             logits = logits[:, 0]
         else:
             memory = jax.lax.dynamic_update_slice(memory, feed[:, None], (jnp.int32(0), (P + t).astype(jnp.int32)))
@@ -428,13 +404,13 @@ def generate(
         repetition_penalty=repetition_penalty, stop_tokens=stop_tokens, seed=seed, bans=bans, backend=backend,
         use_cache=use_cache, crop_prompt=crop_prompt,
     )  # fmt: skip
-    params, cfg, backend = _resolve(model, cfg, backend)
+    params, cfg, backend = resolve_model(model, cfg, backend)
     if backend == "jax" and bans is None:
         check_sampling(temperature, top_k, top_p, repetition_penalty)
         tokens, start, _ = prepare_prompts(prompts, cfg, max_new_tokens, crop_prompt=crop_prompt)
         stop = _check_stop(stop_tokens, cfg)
         out = _generate_jax(
-            _jax_params(params), jnp.asarray(tokens), jnp.asarray(start), jax.random.key(seed), cfg=cfg,
+            jax_params(params), jnp.asarray(tokens), jnp.asarray(start), jax.random.key(seed), cfg=cfg,
             max_new_tokens=int(max_new_tokens), sampling=(float(temperature), top_k, float(top_p),
             float(repetition_penalty)), stop=stop, use_cache=use_cache,
         )  # fmt: skip

@@ -1,39 +1,18 @@
-"""The KV cache: decode one token at a time without recomputing the past.
+"""The NumPy KV cache: the reference decoder's twin of ``minigpt.model.KVCache``.
 
-In a causal Transformer the keys and values of position j never change once computed (position j
-only sees tokens ≤ j). So a decoder keeps, per layer, K and V of every position seen so far, and a
-step for the new token t computes only its own q_t, k_t, v_t:
-
-    K ← [K; k_t],  V ← [V; v_t],  out_t = softmax(q_t Kᵀ / √d_k + m_t) V
-
-which costs O(t) instead of the O(t²) of re-running the whole sequence.
-
-Batches of prompts of different lengths are **left-padded** to a common length P, so that every row
-writes its next token into the same cache slot. Row b's real tokens start at slot ``start[b]``; its
-token in slot s has position s − start[b] (so positions match an unpadded run), and a query in slot i
-may attend key slot j iff
-
-    j ≤ i  and  (j ≥ start[b]  or  j = i)
-
-The ``j = i`` clause only matters for padding queries (it keeps their softmax finite); their outputs
-are never used and, being before ``start[b]``, they are never attended to by real tokens.
-
-Two implementations of the same arithmetic:
-
-* ``ReferenceKVCache`` + ``forward_cached_numpy`` — plain NumPy, arrays grow by concatenation,
-  built from ``minigpt.reference.functional`` (the same attention the reference model uses);
-* ``init_cache_jax`` + ``forward_cached_jax`` — a pure JAX function over reference-layout params with
-  a fixed-size, preallocated cache written in place by ``lax.dynamic_update_slice`` (jit-friendly:
-  shapes never change during decoding).
+A step for a new token computes only its own q, k, v and attends the cached keys and values of every earlier
+slot (``K ← [K; k_t]``, O(t) instead of the O(t²) of re-running the sequence). Here the arrays grow by
+concatenation and the network is built from ``minigpt.reference.functional`` — the same attention the
+reference model uses. Left padding, slots and positions follow ``minigpt.model.cache`` (its module docstring),
+with one mask rule for both, ``minigpt.model.cache.attention_allowed``.
 """
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from minigpt.config import GPTConfig
+from minigpt.model.cache import attention_allowed
 from minigpt.params import Params
 from minigpt.reference.functional import (
     layer_norm,
@@ -43,14 +22,6 @@ from minigpt.reference.functional import (
     scaled_dot_product_attention,
     split_heads,
 )
-
-
-def attention_allowed(query_slots, key_slots, start, xp=np):
-    """Boolean (B, T_q, T_k): may the query in slot i attend the key in slot j for row b (see module doc)."""
-    i = query_slots[None, :, None]  # (1, T_q, 1)
-    j = key_slots[None, None, :]  # (1, 1, T_k)
-    s = start[:, None, None]  # (B, 1, 1)
-    return (j <= i) & ((j >= s) | (j == i))
 
 
 class ReferenceKVCache:
@@ -109,68 +80,3 @@ def forward_cached_numpy(params: Params, cfg: GPTConfig, idx: np.ndarray, cache:
         x = x + mlp(layer_norm(x, p["ln_2"]["weight"], p["ln_2"].get("bias"), eps), p["mlp"])
     x = layer_norm(x, params["ln_f"]["weight"], params["ln_f"].get("bias"), eps)
     return x @ params["wte"]["weight"].T  # (B, T, V)
-
-
-# --------------------------------------------------------------------------------------------------
-# JAX: fixed-size cache, pure functions
-
-
-def init_cache_jax(cfg: GPTConfig, batch: int, n_slots: int, dtype) -> list[tuple]:
-    """Per layer (K, V), each (B, H, n_slots, d_k) of zeros; slots are filled as decoding advances."""
-    import jax.numpy as jnp
-
-    shape = (batch, cfg.n_head, n_slots, cfg.head_size)
-    return [(jnp.zeros(shape, dtype), jnp.zeros(shape, dtype)) for _ in range(cfg.n_layer)]
-
-
-def _layer_norm_jax(x, p, eps):
-    import jax
-    import jax.numpy as jnp
-
-    mu = jnp.mean(x, axis=-1, keepdims=True)
-    var = jnp.mean(jnp.square(x - mu), axis=-1, keepdims=True)
-    y = (x - mu) * jax.lax.rsqrt(var + eps) * p["weight"]
-    return y + p["bias"] if "bias" in p else y
-
-
-def _linear_jax(x, p):
-    y = x @ p["weight"]
-    return y + p["bias"] if "bias" in p else y
-
-
-def forward_cached_jax(params: Params, cfg: GPTConfig, idx, slot0, start, cache: list[tuple]):
-    """Pure-function twin of ``forward_cached_numpy`` over a fixed-size cache.
-
-    idx (B, T) int; slot0: scalar, the slot of idx[:, 0]; start (B,); cache from ``init_cache_jax``
-    with n_slots ≥ slot0 + T. Returns (logits (B, T, V), new cache). Keys in slots ≥ slot0 + T hold
-    stale values; the mask (j ≤ i) hides them.
-    """
-    import jax
-    import jax.numpy as jnp
-
-    B, T = idx.shape
-    H, d_k = cfg.n_head, cfg.head_size
-    n_slots = cache[0][0].shape[2]
-    slot0 = jnp.asarray(slot0, jnp.int32)  # one index dtype for dynamic_update_slice, with or without x64
-    zero = jnp.int32(0)
-    slots = slot0 + jnp.arange(T, dtype=jnp.int32)  # (T,)
-    positions = jnp.maximum(slots[None, :] - start[:, None], 0)  # (B, T)
-    x = jnp.take(params["wte"]["weight"], idx, axis=0) + jnp.take(params["wpe"]["weight"], positions, axis=0)
-    allowed = attention_allowed(slots, jnp.arange(n_slots), start, xp=jnp)[:, None]  # (B, 1, T, n_slots)
-    eps = cfg.layer_norm_eps
-    new_cache = []
-    for p, (k_cache, v_cache) in zip(params["h"], cache, strict=True):
-        a = _layer_norm_jax(x, p["ln_1"], eps)
-        q, k, v = jnp.split(_linear_jax(a, p["attn"]["c_attn"]), 3, axis=-1)  # 3 × (B, T, C)
-        q, k, v = (t.reshape(B, T, H, d_k).transpose(0, 2, 1, 3) for t in (q, k, v))  # (B, H, T, d_k)
-        k_cache = jax.lax.dynamic_update_slice(k_cache, k, (zero, zero, slot0, zero))  # (B, H, n_slots, d_k)
-        v_cache = jax.lax.dynamic_update_slice(v_cache, v, (zero, zero, slot0, zero))
-        new_cache.append((k_cache, v_cache))
-        scores = q @ k_cache.swapaxes(-1, -2) / math.sqrt(d_k)  # (B, H, T, n_slots)
-        weights = jax.nn.softmax(jnp.where(allowed, scores, -jnp.inf), axis=-1)
-        out = (weights @ v_cache).transpose(0, 2, 1, 3).reshape(B, T, H * d_k)  # Concat(heads)
-        x = x + _linear_jax(out, p["attn"]["c_proj"])
-        h = jax.nn.gelu(_linear_jax(_layer_norm_jax(x, p["ln_2"], eps), p["mlp"]["c_fc"]), approximate=True)
-        x = x + _linear_jax(h, p["mlp"]["c_proj"])
-    x = _layer_norm_jax(x, params["ln_f"], eps)
-    return x @ params["wte"]["weight"].T, new_cache  # (B, T, V)

@@ -14,7 +14,7 @@ from typing import Any
 from minigpt.config import GPTConfig
 from minigpt.generate.bans import BannedPhrases
 from minigpt.generate.beam import beam_search
-from minigpt.generate.decode import _resolve, generate, stream
+from minigpt.generate.decode import generate, resolve_model, stream
 
 
 class TextStream:
@@ -74,7 +74,7 @@ def stream_text(
     ``minigpt.generate.stream`` (max_new_tokens, temperature, top_k, top_p, repetition_penalty,
     stop_tokens, seed, backend, use_cache, crop_prompt).
     """
-    _, cfg, _ = _resolve(model, cfg, kwargs.get("backend"))
+    _, cfg, _ = resolve_model(model, cfg, kwargs.get("backend"))
     ids = encode_prompt(tokenizer, prompt, cfg.vocab_size)
     steps = stream(model, [ids], cfg, bans=_bans(ban, tokenizer, cfg.vocab_size), **kwargs)
 
@@ -102,7 +102,7 @@ def generate_text(
     **kwargs: Any,
 ) -> str:
     """The continuation of ``prompt`` as one string (JAX: one jitted loop when there are no bans)."""
-    _, cfg, _ = _resolve(model, cfg, kwargs.get("backend"))
+    _, cfg, _ = resolve_model(model, cfg, kwargs.get("backend"))
     ids = encode_prompt(tokenizer, prompt, cfg.vocab_size)
     out = generate(model, [ids], cfg, bans=_bans(ban, tokenizer, cfg.vocab_size), **kwargs)
     return tokenizer.decode(out[0])
@@ -118,7 +118,7 @@ def beam_search_text(
     **kwargs: Any,
 ) -> list[tuple[str, float]]:
     """(continuation text, score) of the best beams, best first; kwargs as in ``beam_search``."""
-    _, cfg, _ = _resolve(model, cfg, kwargs.get("backend"))
+    _, cfg, _ = resolve_model(model, cfg, kwargs.get("backend"))
     ids = encode_prompt(tokenizer, prompt, cfg.vocab_size)
     hyps = beam_search(model, ids, cfg, bans=_bans(ban, tokenizer, cfg.vocab_size), **kwargs)
     return [(tokenizer.decode(h.tokens), h.score) for h in hyps]

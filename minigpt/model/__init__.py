@@ -1,0 +1,43 @@
+"""The JAX twin: the GPT of ``minigpt.reference`` in Flax NNX, jit-ready, read top to bottom.
+
+    layers.py   attention(q, k, v, mask) — the one attention formula — and the layers, the block
+    cache.py    KVCache: fixed-size keys/values for decoding, and the left-padding mask rule
+    gpt.py      GPT; token_nll / cross_entropy; from_params, to_params and the pure apply(params, idx, cfg)
+
+Importing it changes no process state (JAX's and malloc's settings are ``minigpt.hostmem.configure_cpu()``).
+"""
+
+from minigpt.model.cache import KVCache, attention_allowed
+from minigpt.model.gpt import GPT, apply, cross_entropy, from_params, jax_params, to_params, token_nll
+from minigpt.model.layers import (
+    MLP,
+    Block,
+    CausalSelfAttention,
+    Embedding,
+    LayerNorm,
+    Linear,
+    attention,
+    causal_mask,
+    gelu,
+)
+
+__all__ = [
+    "GPT",
+    "MLP",
+    "Block",
+    "CausalSelfAttention",
+    "Embedding",
+    "KVCache",
+    "LayerNorm",
+    "Linear",
+    "apply",
+    "attention",
+    "attention_allowed",
+    "causal_mask",
+    "cross_entropy",
+    "from_params",
+    "gelu",
+    "jax_params",
+    "to_params",
+    "token_nll",
+]
