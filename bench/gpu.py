@@ -89,7 +89,7 @@ def main() -> None:
     sheet = datasheet_peak(device.device_kind)
     print(f"preset {args.preset} ({cfg.num_params():,} parameters), batch {args.batch}×{cfg.block_size}, bfloat16")
     print(f"first step (compile) {times[0]:.1f} s, median step {1e3 * step_s:.1f} ms, {tok_s:,.0f} tokens/s")
-    print(f"model FLOP/s {flops / 1e12:.1f} T; bf16 matmul measured {measured / 1e12:.1f} T → {100 * flops / measured:.1f} %")
+    print(f"model {flops / 1e12:.2f} TFLOP/s; a bf16 matmul: {measured / 1e12:.2f} ({100 * flops / measured:.1f} %)")
     if sheet is None:
         print(f"MFU: no datasheet bf16 peak known for {device.device_kind!r} (add it to BF16_PEAK)")
     else:
