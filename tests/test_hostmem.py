@@ -15,7 +15,7 @@ from minigpt import hostmem
 PROBE = r"""
 import ctypes, json, resource, sys
 from minigpt import hostmem
-hostmem.configure_cpu()  # what the CLI does: malloc and dispatch settings before JAX starts its threads
+settings = hostmem.configure_cpu()  # what the CLI does: malloc and dispatch settings before JAX starts its threads
 import jax, jax.numpy as jnp, numpy as np
 from minigpt.config import GPTConfig
 from minigpt.hostmem import keep_freed_memory
@@ -43,8 +43,8 @@ for i in range(10):
     held.append(in_use() - used)  # what the step still holds once its outputs are back
     faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 # the median step after warm-up: the heap may still grow once in a while, the typical step is what counts
-print(json.dumps({"applied": keep_freed_memory(), "inline": hostmem._inline, "faults_per_step": sorted(faults[3:])[3],
-                  "max_held_mb": max(held[1:]) / 2**20}))
+print(json.dumps({"applied": keep_freed_memory(), "inline": settings["execute_inline"],
+                  "faults_per_step": sorted(faults[3:])[3], "max_held_mb": max(held[1:]) / 2**20}))
 """
 
 
