@@ -14,8 +14,7 @@ from hypothesis import strategies as st
 from minigpt.config import GPTConfig
 from minigpt.reference import functional as F
 from minigpt.reference import model as M
-from minigpt.testing.diagnosis import call, compare, describe, run
-from minigpt.testing.strategies import seeds
+from minigpt.testing.diagnosis import call, compare, describe, generator, run
 
 
 class TinyModel:
@@ -39,7 +38,7 @@ class TinyModel:
 @st.composite
 def _review(draw):
     V = draw(st.integers(5, 9))
-    ids = np.random.default_rng(draw(seeds())).integers(2, V, draw(st.integers(1, 8))).tolist()
+    ids = generator(draw).integers(2, V, draw(st.integers(1, 8))).tolist()
     return TinyModel(V, draw(st.integers(0, 2**16))), ids, 0, 1
 
 
@@ -114,7 +113,7 @@ def check_precision_recall(fn: Callable[..., tuple[float, float]], max_examples:
 
     @st.composite
     def inputs(draw):
-        rng = np.random.default_rng(draw(seeds()))
+        rng = generator(draw)
         n = draw(st.integers(4, 20))
         return rng.integers(0, 2, n), rng.integers(0, 2, n), draw(st.integers(0, 1))
 

@@ -26,6 +26,7 @@ from minigpt.testing.diagnosis import arrays as _arrays
 from minigpt.testing.diagnosis import call as _call
 from minigpt.testing.diagnosis import compare as _compare
 from minigpt.testing.diagnosis import describe as _describe
+from minigpt.testing.diagnosis import generator as _generator
 from minigpt.testing.diagnosis import run as _run
 from minigpt.testing.strategies import configs, seeds
 
@@ -319,7 +320,7 @@ def check_gpt_forward(fn: Callable[..., np.ndarray], max_examples: int = 25) -> 
         cfg = draw(configs(max_layers=2, max_heads=2, max_head_size=4, max_vocab=20, max_block=6, bias=True))
         cfg = cfg.replace(block_size=max(cfg.block_size, 2), n_embd=max(cfg.n_embd, 2 * cfg.n_head))
         T = draw(st.integers(2, cfg.block_size))
-        idx = np.random.default_rng(draw(seeds())).integers(0, cfg.vocab_size, (draw(st.integers(1, 2)), T))
+        idx = _generator(draw).integers(0, cfg.vocab_size, (draw(st.integers(1, 2)), T))
         return _perturbed(cfg, draw(seeds())), idx, cfg
 
     def prop(example):
@@ -375,8 +376,8 @@ def check_loss(fn: Callable[..., Any], max_examples: int = 50) -> None:
     def inputs(draw):
         B, T, V = draw(st.integers(1, 3)), draw(st.integers(2, 5)), draw(st.integers(2, 7))
         logits = _arrays(draw, (B, T, V), draw(st.sampled_from([1.0, 3.0, 100.0])))
-        targets = np.random.default_rng(draw(seeds())).integers(0, V, (B, T))
-        ignore = np.random.default_rng(draw(seeds())).random((B, T)) < draw(st.sampled_from([0.0, 0.3]))
+        targets = _generator(draw).integers(0, V, (B, T))
+        ignore = _generator(draw).random((B, T)) < draw(st.sampled_from([0.0, 0.3]))
         ignore.flat[0] = False
         return logits, np.where(ignore, -1, targets)
 

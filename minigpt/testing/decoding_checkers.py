@@ -11,8 +11,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from minigpt.reference import functional as F
-from minigpt.testing.diagnosis import arrays, call, compare, describe, run
-from minigpt.testing.strategies import seeds
+from minigpt.testing.diagnosis import arrays, call, compare, describe, generator, run
 
 _INF = "the filtered logits must be -np.inf (so softmax gives them probability exactly 0), not {value:g}."
 
@@ -20,7 +19,7 @@ _INF = "the filtered logits must be -np.inf (so softmax gives them probability e
 @st.composite
 def _logits(draw, max_vocab: int = 10):
     B, V = draw(st.integers(1, 3)), draw(st.integers(2, max_vocab))
-    rng = np.random.default_rng(draw(seeds()))
+    rng = generator(draw)
     # distinct values: ties would make "the k largest" ambiguous
     return np.stack([rng.permutation(V) + rng.random() * 0.5 for _ in range(B)]) * draw(
         st.sampled_from([0.3, 1.0, 4.0])

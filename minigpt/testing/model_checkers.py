@@ -9,8 +9,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from minigpt.reference import functional as F
-from minigpt.testing.diagnosis import arrays, call, compare, run
-from minigpt.testing.strategies import seeds
+from minigpt.testing.diagnosis import arrays, call, compare, generator, run
 
 _ORDER = (
     "heads split in the wrong order: head h owns channels h·d_k … (h+1)·d_k−1, so reshape (B, T, C) → "
@@ -96,7 +95,7 @@ def check_sequence_log_likelihood(fn: Callable[[np.ndarray, np.ndarray], np.ndar
     def inputs(draw):
         B, T, V = draw(st.integers(1, 3)), draw(st.integers(2, 6)), draw(st.integers(2, 7))
         logits = arrays(draw, (B, T, V), draw(st.sampled_from([1.0, 3.0, 50.0])))
-        return logits, np.random.default_rng(draw(seeds())).integers(0, V, (B, T))
+        return logits, generator(draw).integers(0, V, (B, T))
 
     def prop(example):
         logits, idx = example
