@@ -138,7 +138,7 @@ PLANTED = {
             ),
             (
                 "layer_norm_jax",
-                "def layer_norm_jax(x, weight, bias, eps):\n    mu = np.mean(x, axis=-1, keepdims=True)\n"
+                "def layer_norm_jax(x, weight, bias, eps):\n    mu = np.asarray(x).mean(axis=-1, keepdims=True)\n"
                 "    return (x - mu) / jnp.sqrt(jnp.var(x, axis=-1, keepdims=True) + eps) * weight + bias",
                 "does not run under jax.jit",
             ),

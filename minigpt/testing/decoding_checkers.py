@@ -26,14 +26,17 @@ def _logits(draw, max_vocab: int = 10):
     )
 
 
-def _filled_with(got: Any, want: np.ndarray, what: str, ins: dict[str, Any]) -> None:
+def _filled_with(got: Any, want: np.ndarray, logits: np.ndarray, what: str, ins: dict[str, Any]) -> None:
     """Name the mistake of the right tokens kept but the others set to a finite number (0, -1e9, …)."""
     got = np.asarray(got)
     if got.shape != want.shape or not np.issubdtype(got.dtype, np.floating):
         return
     dropped = np.isneginf(want)
     kept_right = np.allclose(np.where(dropped, 0.0, got), np.where(dropped, 0.0, want))
-    if kept_right and dropped.any() and np.all(np.isfinite(got[dropped])) and len(set(got[dropped].tolist())) == 1:
+    filled = (
+        dropped.any() and np.all(np.isfinite(got[dropped])) and not np.any(np.isclose(got[dropped], logits[dropped]))
+    )
+    if kept_right and filled and len(set(got[dropped].tolist())) == 1:
         raise AssertionError(f"{what}: " + _INF.format(value=got[dropped][0]) + "\n" + describe(ins))
 
 
@@ -51,7 +54,7 @@ def check_top_k_filter(fn: Callable[[np.ndarray, int], np.ndarray], max_examples
         ins = {"logits": logits, "k": k}
         got = call(fn, "top_k_filter", ins, logits.copy(), k)
         want = top_k_filter(logits, k)
-        _filled_with(got, want, "top_k_filter", ins)
+        _filled_with(got, want, logits, "top_k_filter", ins)
         V = logits.shape[-1]
         compare(
             got,
@@ -101,7 +104,7 @@ def check_top_p_filter(fn: Callable[[np.ndarray, float], np.ndarray], max_exampl
         ins = {"logits": logits, "p": p}
         got = call(fn, "top_p_filter", ins, logits.copy(), p)
         want = top_p_filter(logits, p)
-        _filled_with(got, want, "top_p_filter", ins)
+        _filled_with(got, want, logits, "top_p_filter", ins)
         compare(
             got,
             want,

@@ -187,7 +187,7 @@ def _run_check(
     except AssertionError as e:
         return result(0.0, str(e) or "the check failed.", "failed")
     except Exception as e:  # noqa: BLE001 - a check that cannot run on this submission fails, readably
-        return result(0.0, f"the check could not run your function: {type(e).__name__}: {e}", "failed")
+        return result(0.0, f"{task.function}: your function raised {type(e).__name__}: {e}", "failed")
     if calls:
         used = ", ".join(sorted(set(calls)))
         why = f"`{task.function}` called {used}; this task asks you to implement it yourself — so it scores 0."
