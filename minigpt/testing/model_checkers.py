@@ -43,9 +43,8 @@ def check_split_heads(fn: Callable[[np.ndarray, int], np.ndarray], max_examples:
             ins,
             [
                 (
-                    _ORDER.replace(
-                        "heads split", "reshaping (B, T, C) straight to (B, H, T, d_k) mixes positions and heads;"
-                    ),
+                    "reshaping (B, T, C) straight to (B, H, T, d_k) — or to (B, T, H, d_k) without the transpose — "
+                    "mixes positions and heads: reshape to (B, T, H, d_k), then transpose to (B, H, T, d_k).",
                     lambda: x.reshape(B, H, T, d),
                 ),
                 (_ORDER, lambda: x.reshape(B, T, d, H).transpose(0, 3, 1, 2)),
