@@ -81,11 +81,6 @@ def compare(
         got, want = got.astype(np.float64), want.astype(np.float64)
     elif np.allclose(got, want, rtol=rtol, atol=atol):
         return
-    if np.any(~np.isfinite(got)) and np.all(np.isfinite(want)):
-        raise AssertionError(
-            f"{what}: your output contains inf/NaN where the right answer is finite — exp() overflowed? "
-            f"Subtract the maximum before exponentiating.{smallest}"
-        )
     for message, mistake in mistakes:
         with np.errstate(all="ignore"):
             try:
@@ -95,6 +90,11 @@ def compare(
         if wrong.shape == got.shape and not np.allclose(wrong, want, rtol=rtol, atol=atol):
             if np.allclose(got, wrong, rtol=rtol, atol=atol):
                 raise AssertionError(f"{what}: {message}{smallest}")
+    if np.any(~np.isfinite(got)) and np.all(np.isfinite(want)):
+        raise AssertionError(
+            f"{what}: your output contains inf/NaN where the right answer is finite — exp() overflowed? "
+            f"Subtract the maximum before exponentiating.{smallest}"
+        )
     raise AssertionError(mismatch(got, want, what) + smallest)
 
 
