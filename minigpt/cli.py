@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("minigpt.train:main", "train a GPT on a prepared data dir (Optax, Orbax checkpoints, --resume)"),
     "prepare-sentiment": ("minigpt.apps.sentiment:main", "copy a prepared review dir with <pos>/<neg> line prefixes"),
     "plot": ("minigpt.plot:main", "draw a run's train/val loss curves into RUN_DIR/loss.png"),
+    "grade": ("minigpt.testing.grade_cli:main", "score a student's exercise notebook or .py (text, json, Gradescope)"),
 }
 
 # Commands that run JAX computations get the CPU tuning of minigpt.hostmem (before JAX starts); importing

@@ -15,102 +15,20 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from minigpt.config import GPTConfig
 from minigpt.reference import functional as F
 from minigpt.reference import model as M
+from minigpt.testing import context
+from minigpt.testing.diagnosis import Mistake
+from minigpt.testing.diagnosis import arrays as _arrays
+from minigpt.testing.diagnosis import call as _call
+from minigpt.testing.diagnosis import compare as _compare
+from minigpt.testing.diagnosis import describe as _describe
+from minigpt.testing.diagnosis import generator as _generator
+from minigpt.testing.diagnosis import run as _run
 from minigpt.testing.strategies import configs, seeds
-
-Mistake = tuple[str, Callable[..., Any]]  # (message, what the function returns with that mistake)
-
-
-def _describe(inputs: dict[str, Any]) -> str:
-    lines = []
-    for name, value in inputs.items():
-        if isinstance(value, np.ndarray):
-            text = f"array of shape {value.shape}"
-            if value.size <= 16:
-                text += ":\n      " + np.array2string(value, precision=4, suppress_small=True).replace("\n", "\n      ")
-            lines.append(f"  {name} = {text}")
-        elif isinstance(value, dict):
-            lines.append(f"  {name} = <parameters: {', '.join(value)}>")
-        else:
-            lines.append(f"  {name} = {value!r}")
-    return "\n".join(lines)
-
-
-def _compare(
-    got: Any,
-    want: np.ndarray,
-    inputs: dict[str, Any],
-    mistakes: list[Mistake],
-    *,
-    what: str,
-    rtol: float = 1e-6,
-    atol: float = 1e-9,
-) -> None:
-    """Raise an AssertionError that names the mistake, or return if ``got`` matches ``want``."""
-    smallest = "\nSmallest failing input:\n" + _describe(inputs)
-    got = np.asarray(got)
-    if got.shape != want.shape:
-        raise AssertionError(f"{what}: your output has shape {got.shape}, expected shape {want.shape}.{smallest}")
-    if np.issubdtype(got.dtype, np.floating) and got.dtype != want.dtype:
-        raise AssertionError(
-            f"{what}: your output has dtype {got.dtype} for {want.dtype} input; keep the input's dtype "
-            f"(use Python floats or math.sqrt for constants).{smallest}"
-        )
-    if np.allclose(got, want, rtol=rtol, atol=atol):
-        return
-    if np.any(~np.isfinite(got)) and np.all(np.isfinite(want)):
-        raise AssertionError(
-            f"{what}: your output contains inf/NaN where the right answer is finite — exp() overflowed? "
-            f"Subtract the maximum before exponentiating.{smallest}"
-        )
-    for message, mistake in mistakes:
-        with np.errstate(all="ignore"):
-            try:
-                wrong = np.asarray(mistake())
-            except Exception:  # noqa: BLE001 - a mistake that cannot run on this input does not match
-                continue
-        if wrong.shape == got.shape and not np.allclose(wrong, want, rtol=rtol, atol=atol):
-            if np.allclose(got, wrong, rtol=rtol, atol=atol):
-                raise AssertionError(f"{what}: {message}{smallest}")
-    err = np.abs(got - want)
-    where = np.unravel_index(np.nanargmax(err), err.shape)
-    raise AssertionError(
-        f"{what}: your output differs from the reference by up to {np.nanmax(err):.3g} "
-        f"(at index {tuple(int(i) for i in where)}: yours {got[where]:.6g}, expected {want[where]:.6g}).{smallest}"
-    )
-
-
-def _call(fn: Callable, what: str, inputs: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
-    try:
-        return fn(*args, **kwargs)
-    except Exception as e:  # noqa: BLE001 - a student's crash becomes a readable failure
-        raise AssertionError(
-            f"{what}: your function raised {type(e).__name__}: {e}\nOn input:\n{_describe(inputs)}"
-        ) from e
-
-
-def _run(prop: Callable[[Any], None], strategy: st.SearchStrategy, max_examples: int) -> None:
-    runner = settings(
-        max_examples=max_examples,
-        derandomize=True,
-        database=None,
-        deadline=None,
-        phases=[Phase.explicit, Phase.generate, Phase.shrink],
-        suppress_health_check=list(HealthCheck),
-        print_blob=False,
-        report_multiple_bugs=False,
-    )(given(strategy)(prop))
-    runner()
-
-
-def _arrays(draw: st.DrawFn, shape: tuple[int, ...], scale: float = 1.0) -> np.ndarray:
-    return np.random.default_rng(draw(seeds())).standard_normal(shape) * scale
-
 
 # -- softmax ---------------------------------------------------------------------------------------
 
@@ -402,7 +320,7 @@ def check_gpt_forward(fn: Callable[..., np.ndarray], max_examples: int = 25) -> 
         cfg = draw(configs(max_layers=2, max_heads=2, max_head_size=4, max_vocab=20, max_block=6, bias=True))
         cfg = cfg.replace(block_size=max(cfg.block_size, 2), n_embd=max(cfg.n_embd, 2 * cfg.n_head))
         T = draw(st.integers(2, cfg.block_size))
-        idx = np.random.default_rng(draw(seeds())).integers(0, cfg.vocab_size, (draw(st.integers(1, 2)), T))
+        idx = _generator(draw).integers(0, cfg.vocab_size, (draw(st.integers(1, 2)), T))
         return _perturbed(cfg, draw(seeds())), idx, cfg
 
     def prop(example):
@@ -458,8 +376,8 @@ def check_loss(fn: Callable[..., Any], max_examples: int = 50) -> None:
     def inputs(draw):
         B, T, V = draw(st.integers(1, 3)), draw(st.integers(2, 5)), draw(st.integers(2, 7))
         logits = _arrays(draw, (B, T, V), draw(st.sampled_from([1.0, 3.0, 100.0])))
-        targets = np.random.default_rng(draw(seeds())).integers(0, V, (B, T))
-        ignore = np.random.default_rng(draw(seeds())).random((B, T)) < draw(st.sampled_from([0.0, 0.3]))
+        targets = _generator(draw).integers(0, V, (B, T))
+        ignore = _generator(draw).random((B, T)) < draw(st.sampled_from([0.0, 0.3]))
         ignore.flat[0] = False
         return logits, np.where(ignore, -1, targets)
 
@@ -547,7 +465,7 @@ def _compare_grad(
         _compare(got, want, inputs, mistakes, what=what, rtol=1e-6, atol=1e-9)
     except AssertionError as e:
         message = str(e)
-        if "differs from the reference" in message:
+        if "differs from the reference" in message and context.current().reveal:
             err = np.abs(got - want)
             where = np.unravel_index(np.nanargmax(err), err.shape)
             head, _, tail = message.partition("\nSmallest failing input:")
