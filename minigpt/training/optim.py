@@ -35,14 +35,14 @@ def learning_rate(step: Any, tcfg: TrainConfig) -> Any:
 
 
 def global_norm(tree: Any, fused: bool = True) -> Any:
-    """‖g‖₂ = √(Σ_leaves Σ g²) (``optax.global_norm``).
+    """‖g‖₂ = √(Σ_leaves Σ g²) (``optax.tree.norm``).
 
     ``fused``: one reduction over all leaves laid end to end. XLA:CPU then runs one loop, where a sum per leaf
     costs two or three small kernels per leaf (≈150 of a ``baby`` step's ≈640). Not for sharded leaves: laying
     them end to end would gather every shard on every device; ``fused=False`` sums each leaf where it lives.
     """
     if not fused:
-        return optax.global_norm(tree)
+        return optax.tree.norm(tree)
     leaves = jax.tree.leaves(tree)
     dtype = jnp.result_type(jnp.float32, *leaves)  # at least float32; float64 stays float64
     flat = jnp.concatenate([jnp.ravel(leaf).astype(dtype) for leaf in leaves])  # (N,)
