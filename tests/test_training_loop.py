@@ -63,6 +63,16 @@ def test_resume_after_sigterm_is_bit_exact(tmp_path, data_dir):
     assert losses(tmp_path / "full")[-1][1] < losses(tmp_path / "full")[0][1]  # it learns
 
 
+def test_the_schedule_is_fixed_when_a_run_starts_and_kept_when_it_is_extended(tmp_path, data_dir):
+    """A run started with max_steps=3 (lr_decay_steps unset) and resumed to 6 decays as if lr_decay_steps were 3."""
+    t = tcfg_for(data_dir, tmp_path / "extended", max_steps=3, lr_decay_steps=0)
+    assert train(CFG, t, log=quiet)["step"] == 3
+    assert train(CFG, t.replace(max_steps=6), resume=True, log=quiet)["step"] == 6
+    train(CFG, tcfg_for(data_dir, tmp_path / "planned", lr_decay_steps=3), log=quiet)
+    assert losses(tmp_path / "extended") == losses(tmp_path / "planned")
+    assert [r["lr"] for r in read_metrics(tmp_path / "extended") if "lr" in r][3:] == pytest.approx([t.min_lr] * 3)
+
+
 def test_training_loop_pauses_after_every_step_for_its_duration(tmp_path, data_dir, monkeypatch):
     """Each step's wall time goes to hostmem.hand_over_gil: the pause that lets XLA free the step's memory."""
     from minigpt import hostmem
