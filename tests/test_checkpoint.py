@@ -44,7 +44,9 @@ def assert_same(got, expected):
         np.testing.assert_array_equal(np.asarray(flatten_params(got)[name]), a, err_msg=name)
 
 
-@pytest.mark.parametrize(("how", "item"), [("truncate", "params"), ("flip", "params"), ("flip", "opt_state")])
+@pytest.mark.parametrize(
+    ("how", "item"), [("truncate", "params"), ("flip", "params"), ("flip", "opt_state"), ("delete", "params")]
+)
 def test_a_damaged_newest_checkpoint_is_reported_and_the_previous_one_restored(tmp_path, how, item):
     params_at, abstract_opt = save_three(tmp_path)
     damage(tmp_path / "6", how, item)

@@ -160,6 +160,22 @@ def test_one_device_is_a_one_by_one_mesh_and_state_stays_on_it(tmp_path):
     for leaf in jax.tree.leaves((params, opt_state)):
         assert isinstance(leaf.sharding, NamedSharding) and leaf.sharding.mesh == steps.mesh
     assert math.isfinite(float(out["loss"])) and float(out["grad_norm"]) > 0
+    # arrays made outside the mesh (jnp.asarray, tx.init) are moved into its layout, not compiled for again
+    compiles = []
+
+    def on_event(event, duration, **kwargs):
+        if event == "/jax/core/compile/backend_compile_duration":
+            compiles.append(duration)
+
+    plain = jparams(init_params(CFG, 1))
+    plain_opt, ys, key = steps.tx.init(plain), np.roll(xs, -1, 2), dropout_key(0)
+    jax.block_until_ready((plain, plain_opt))
+    jax.monitoring.register_event_duration_secs_listener(on_event)
+    try:
+        float(steps.train_step(plain, plain_opt, xs, ys, key)[2]["loss"])
+    finally:
+        jax.monitoring.unregister_event_duration_listener(on_event)
+    assert compiles == []
     # on a CPU the fast path also asks XLA for multi-threaded batched dots (when this jaxlib knows the option)
     options = cpu_compiler_options()
     assert options is None or options == {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_REDUCE"}

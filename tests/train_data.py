@@ -67,12 +67,16 @@ def jparams(params):
 
 
 def damage(step_dir: Path, how: str, item: str = "params") -> Path:
-    """Damage the largest array-data file of ``item`` in a checkpoint folder: 'truncate' it to half, or 'flip' one bit.
+    """Damage the largest array-data file of ``item`` in a checkpoint folder: 'truncate' it to half, 'flip' one bit,
+    or 'delete' it (a half-written copy).
 
     Array data lives in Orbax's OCDBT data files (``ocdbt.process_N/d/*``), not in its JSON metadata.
     """
     files = [p for p in (step_dir / item).glob("ocdbt.process_*/d/*") if p.is_file()]
     target = max(files, key=lambda p: p.stat().st_size)
+    if how == "delete":
+        target.unlink()
+        return target
     data = bytearray(target.read_bytes())
     if how == "truncate":
         data = data[: len(data) // 2]

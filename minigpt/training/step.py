@@ -205,17 +205,27 @@ class Steps:
             return arrays  # jit places host arrays by its in_shardings
         return distributed.put(arrays, (sharding,) * len(arrays))  # each process keeps only its own shards
 
+    def _in_layout(self, tree: Any, shardings: Any) -> Any:
+        """``tree`` in this mesh's layout. Arrays made elsewhere (``jnp.asarray``, ``tx.init``) would otherwise
+        make jit compile the step a second time for their sharding, on one device too (6 s at ``tiny``)."""
+        first = jax.tree.leaves(tree)[0]
+        if getattr(first, "sharding", None) == jax.tree.leaves(shardings)[0]:
+            return tree  # the training loop's case: the previous step's outputs
+        return jax.device_put(tree, shardings) if self._addressable else distributed.put(tree, shardings)
+
     def train_step(
         self, params: Params, opt_state: Any, xs: Any, ys: Any, key: jax.Array
     ) -> tuple[Params, Any, dict[str, jax.Array]]:
         """One optimizer step on (k, B, T) micro-batches; donates ``params`` and ``opt_state``."""
         xs, ys = self._inputs((xs, ys), self._micro)
+        params = self._in_layout(params, self.param_shardings)
+        opt_state = self._in_layout(opt_state, self.opt_shardings)
         return self._train(params, opt_state, xs, ys, key)
 
     def eval_step(self, params: Params, x: Any, y: Any) -> tuple[jax.Array, jax.Array]:
         """(Σ nll, n) of one (B, T) batch, dropout off."""
         x, y = self._inputs((x, y), self._batch)
-        return self._eval(params, x, y)
+        return self._eval(self._in_layout(params, self.param_shardings), x, y)
 
 
 @functools.lru_cache(maxsize=16)
