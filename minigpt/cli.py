@@ -15,7 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train-numpy": ("minigpt.reference.train:main", "train the tiny preset in pure NumPy (hand-written backward)"),
     "sample": ("minigpt.sample:main", "continue a prompt with a trained run (greedy, sampling, beam; --ban)"),
     "verify": ("minigpt.verify:main", "numerical report: every component, reference vs JAX, f32 and f64"),
-    "train": ("minigpt.train:main", "train a GPT on a prepared data dir (Optax, Orbax checkpoints, --resume)"),
+    "train": ("minigpt.training.cli:main", "train a GPT on a prepared data dir (Optax, Orbax checkpoints, --resume)"),
     "prepare-sentiment": ("minigpt.apps.sentiment:main", "copy a prepared review dir with <pos>/<neg> line prefixes"),
     "plot": ("minigpt.plot:main", "draw a run's train/val loss curves into RUN_DIR/loss.png"),
     "grade": ("minigpt.testing.grade_cli:main", "score a student's exercise notebook or .py (text, json, Gradescope)"),

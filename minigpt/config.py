@@ -99,6 +99,19 @@ def field_names() -> list[str]:
     return [f.name for f in dataclasses.fields(GPTConfig)]
 
 
+# One line per field: the single source of ``minigpt train --help`` for the model's options.
+FIELD_DOCS: dict[str, str] = {
+    "vocab_size": "number of token ids V (taken from the data's meta.json; leave it unset)",
+    "block_size": "longest context T the model attends over",
+    "n_layer": "number of Transformer blocks L",
+    "n_head": "attention heads H per block (n_embd must be a multiple of it)",
+    "n_embd": "width C of the residual stream; each head has C / H dimensions",
+    "bias": "biases in the Linear and LayerNorm layers",
+    "dropout": "dropout rate in training, in [0, 1)",
+    "layer_norm_eps": "epsilon added to the variance in LayerNorm",
+}
+
+
 PRESETS: dict[str, GPTConfig] = {
     # For tests: small enough that float64 NumPy is instant.
     "tiny": GPTConfig(vocab_size=64, block_size=16, n_layer=2, n_head=2, n_embd=32),

@@ -118,9 +118,13 @@ def load_meta(directory: str | os.PathLike) -> dict:
     """The data directory's ``meta.json``."""
     path = _data_dir(directory) / "meta.json"
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        meta = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"{path}: corrupted ({e}); re-run minigpt prepare") from e
+    vocab = meta.get("vocab_size") if isinstance(meta, dict) else None
+    if isinstance(vocab, bool) or not isinstance(vocab, int) or vocab < 1:
+        raise ValueError(f"{path}: must hold a positive integer 'vocab_size', got {vocab!r}; re-run minigpt prepare")
+    return meta
 
 
 def load_split(directory: str | os.PathLike, split: str) -> np.ndarray:

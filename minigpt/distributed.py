@@ -9,8 +9,9 @@ The devices are arranged in a grid with named axes (``jax.sharding.Mesh``)::
 
 A micro-batch (B, T) is split along B over data × fsdp devices: device (d, f) gets rows
 [(d·F + f)·B/(D·F), (d·F + f + 1)·B/(D·F)). Nothing else changes: the step is the same pure function as
-on one device (``minigpt.train.Steps``), jitted with ``NamedSharding`` input/output shardings, and XLA's
-SPMD partitioner inserts the collectives (all-gather of weights before use, reduce-scatter of gradients).
+on one device (``minigpt.training.step.Steps``, where one device is a 1×1 mesh), jitted with ``NamedSharding``
+input/output shardings, and XLA's SPMD partitioner inserts the collectives (all-gather of weights before use,
+reduce-scatter of gradients). Checkpoints restore into any mesh (``checkpoint.restore(..., shardings=...)``).
 
 Parameter rule (``param_spec``), from the reference layout's shapes alone: shard the LARGEST dimension
 that is divisible by the fsdp axis size (ties: the earlier dimension); if no dimension divides, replicate
@@ -27,7 +28,6 @@ process computes identically (``BatchSampler`` is a pure function of the step).
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 import jax
@@ -154,77 +154,6 @@ def put(tree: Any, shardings: Any) -> Any:
     return jax.tree.map(one, tree, shardings)
 
 
-class ShardedSteps:
-    """``minigpt.train.Steps`` on a mesh: same ``train_step`` / ``eval_step`` / ``tx``, inputs may be NumPy.
-
-    The step functions are the single-device ones (the train step summing each gradient shard where it lives for
-    the global norm), jitted again with explicit in/out shardings: parameters
-    and optimizer state keep their FSDP layout from step to step, batches are split along data × fsdp.
-    """
-
-    def __init__(self, steps: Any, cfg: GPTConfig, mesh: Mesh) -> None:
-        self.cfg, self.mesh, self.tx = cfg, mesh, steps.tx
-        self.params_sharding = param_shardings(cfg, mesh)
-        self.opt_sharding = opt_state_shardings(steps.tx, cfg, mesh)
-        self.replicated = NamedSharding(mesh, P())
-        self.micro_sharding = NamedSharding(mesh, P(None, BATCH_AXES, None))  # (k, B, T): split B
-        self.batch_sharding = NamedSharding(mesh, P(BATCH_AXES, None))  # (B, T)
-        self._train = jax.jit(
-            steps.sharded_train_fn,
-            in_shardings=(self.params_sharding, self.opt_sharding, self.micro_sharding, self.micro_sharding, None),
-            out_shardings=(self.params_sharding, self.opt_sharding, self.replicated),
-        )
-        self._eval = jax.jit(
-            steps.eval_fn,
-            in_shardings=(self.params_sharding, self.batch_sharding, self.batch_sharding),
-            out_shardings=self.replicated,
-        )
-
-    def place_params(self, params: Params) -> Params:
-        return put(params, self.params_sharding)
-
-    def init_opt_state(self, params: Params) -> Any:
-        """``tx.init`` computed straight into the sharded layout."""
-        return jax.jit(self.tx.init, out_shardings=self.opt_sharding)(params)
-
-    def train_step(self, params: Params, opt_state: Any, xs: Any, ys: Any, key: Any) -> tuple[Params, Any, Any]:
-        check_batch(np.shape(xs)[1], self.mesh)
-        xs, ys = put((xs, ys), (self.micro_sharding, self.micro_sharding))
-        return self._train(params, opt_state, xs, ys, key)
-
-    def eval_step(self, params: Params, x: Any, y: Any) -> Any:
-        check_batch(np.shape(x)[0], self.mesh)
-        x, y = put((x, y), (self.batch_sharding, self.batch_sharding))
-        return self._eval(params, x, y)
-
-    def restore(self, directory: str | Path, step: int | None = None) -> tuple[Params, Any, dict[str, Any]]:
-        """(params, opt_state, meta) from an Orbax checkpoint saved with ANY mesh (or one device), into this mesh."""
-        import orbax.checkpoint as ocp
-
-        from minigpt import checkpoint
-        from minigpt.checkpoint import abstract_params
-
-        def target(abstract: Any, shardings: Any) -> Any:
-            return jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings)
-
-        params_t = target(abstract_params(self.cfg), self.params_sharding)
-        opt_t = target(jax.eval_shape(self.tx.init, abstract_params(self.cfg)), self.opt_sharding)
-        meta = checkpoint.restore_meta(directory, step)
-        if GPTConfig.from_dict(meta["model"]) != self.cfg:
-            raise ValueError(f"checkpoint in {directory} holds a model {meta['model']}, not the requested {self.cfg}")
-        mngr = checkpoint.manager(directory, read_only=True)
-        args = ocp.args.Composite(params=ocp.args.StandardRestore(params_t), opt_state=ocp.args.StandardRestore(opt_t))
-        restored = mngr.restore(meta["step"], args=args)
-        return restored.params, restored.opt_state, meta
-
-
-def sharded_steps(steps: Any, cfg: GPTConfig, mesh_spec: str, batch_size: int) -> ShardedSteps:
-    """``ShardedSteps`` for ``--mesh`` (validated against the device count and the batch size)."""
-    mesh = make_mesh(mesh_spec)
-    check_batch(batch_size, mesh)
-    return ShardedSteps(steps, cfg, mesh)
-
-
 def init_distributed(coordinator: str, num_processes: int, process_id: int, cpu_collectives: str = "gloo") -> None:
     """``jax.distributed.initialize`` (call before any other JAX call); on CPU, collectives go through gloo.
 
@@ -268,7 +197,7 @@ def memory_table(
 
 __all__ = [
     "AXES",
-    "ShardedSteps",
+    "BATCH_AXES",
     "batch_ways",
     "check_batch",
     "init_distributed",
@@ -281,5 +210,4 @@ __all__ = [
     "param_specs",
     "parse_mesh",
     "put",
-    "sharded_steps",
 ]

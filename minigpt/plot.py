@@ -7,6 +7,8 @@ import os
 import sys
 from pathlib import Path
 
+from minigpt.runs import read_metrics
+
 
 def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
     """Write ``RUN/loss.png`` (or ``out``) from ``RUN/metrics.jsonl``; returns the path written."""
@@ -14,8 +16,6 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
 
     matplotlib.use("Agg")  # files only, no display needed
     import matplotlib.pyplot as plt
-
-    from minigpt.train import read_metrics
 
     run_dir = Path(run_dir)
     records = read_metrics(run_dir)

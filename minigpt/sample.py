@@ -17,6 +17,7 @@ from typing import Any, TextIO
 
 from minigpt.config import GPTConfig
 from minigpt.params import Params
+from minigpt.runs import load_run
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -93,8 +94,6 @@ def run_sample(
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        from minigpt.train import load_run
-
         cfg, params, tokenizer = load_run(args.run_dir, step=args.step)
         return run_sample(cfg, params, tokenizer, args)
     except (ValueError, FileNotFoundError) as err:

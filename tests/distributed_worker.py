@@ -21,7 +21,8 @@ MESHES = ("data=8", "data=4,fsdp=2", "data=2,fsdp=4", "fsdp=8")
 def setup():
     from minigpt import GPTConfig
     from minigpt.data import BatchSampler
-    from minigpt.train import StepSpec, TrainConfig, compiled_steps
+    from minigpt.training.config import TrainConfig
+    from minigpt.training.step import StepSpec, compiled_steps
 
     cfg = GPTConfig.preset("tiny", n_layer=1, dropout=0.1)  # V=64, T=16, C=32
     tcfg = TrainConfig(batch_size=8, max_steps=STEPS, warmup_steps=2, lr=1e-2, min_lr=1e-3)
@@ -29,6 +30,14 @@ def setup():
     tokens = np.resize(rng.integers(0, cfg.vocab_size, size=37), 4000).astype(np.int32)
     sampler = BatchSampler(tokens, cfg.block_size, tcfg.batch_size, seed=0)
     return cfg, tcfg, sampler, compiled_steps(cfg, StepSpec.of(tcfg))
+
+
+def on_mesh(cfg, tcfg, spec):
+    """The same step on a mesh: ``minigpt.training.step.Steps`` with that mesh (one device is a 1×1 one)."""
+    from minigpt.distributed import make_mesh
+    from minigpt.training.step import Steps, StepSpec
+
+    return Steps(cfg, StepSpec.of(tcfg), make_mesh(spec))
 
 
 def run(steps, params, opt_state, sampler, n, key):
@@ -53,9 +62,9 @@ def meshes(out: Path) -> None:
     import jax.numpy as jnp
 
     from minigpt import checkpoint
-    from minigpt.distributed import ShardedSteps, make_mesh, param_specs
+    from minigpt.distributed import param_specs
     from minigpt.params import flatten_params
-    from minigpt.train import dropout_key, init_params
+    from minigpt.training.step import dropout_key, init_params
 
     cfg, tcfg, sampler, steps = setup()
     assert len(jax.devices()) == 8, jax.devices()
@@ -65,7 +74,7 @@ def meshes(out: Path) -> None:
     _, _, single = run(steps, params, steps.tx.init(params), sampler, STEPS, key)
     result = {"single": single, "losses": {}, "shardings_ok": {}}
     for spec in MESHES:
-        sh = ShardedSteps(steps, cfg, make_mesh(spec))
+        sh = on_mesh(cfg, tcfg, spec)
         params = sh.place_params(p0)
         opt = sh.init_opt_state(params)
         params, opt, losses = run(sh, params, opt, sampler, STEPS, key)
@@ -95,8 +104,10 @@ def meshes(out: Path) -> None:
             checkpoint.save(mngr, STEPS, params, opt, meta)
             mngr.close()
             np.savez(out / "saved.npz", **flat_numpy(params))
-            other = ShardedSteps(steps, cfg, make_mesh("data=4,fsdp=2"))
-            rp, ropt, _ = other.restore(out / "ckpt")
+            other = on_mesh(cfg, tcfg, "data=4,fsdp=2")
+            abstract_opt = jax.eval_shape(other.tx.init, checkpoint.abstract_params(cfg))
+            shardings = (other.param_shardings, other.opt_shardings)
+            rp, ropt, _ = checkpoint.restore(out / "ckpt", cfg, abstract_opt, shardings=shardings)
             result["restored_specs"] = {n: str(a.sharding.spec) for n, a in flatten_params(rp).items()}
             np.savez(out / "restored_4x2.npz", **flat_numpy(rp))
             np.savez(out / "restored_mu_4x2.npz", **flat_numpy(ropt[1][0].mu))
@@ -106,8 +117,10 @@ def meshes(out: Path) -> None:
 
 
 def train_runs(out: Path) -> dict[str, list[float]]:
-    """``minigpt.train.train`` with and without ``mesh``: the logged losses of 4 steps, resumed on another mesh."""
-    from minigpt.train import TrainConfig, read_metrics, train
+    """``minigpt.training.train`` with and without ``mesh``: the logged losses of 4 steps, resumed on another mesh."""
+    from minigpt.runs import read_metrics
+    from minigpt.training.config import TrainConfig
+    from minigpt.training.loop import train
 
     cfg, _, _, _ = setup()
     data = out / "data"
@@ -129,6 +142,7 @@ def train_runs(out: Path) -> dict[str, list[float]]:
         progress=False,
         lr=1e-2,
         warmup_steps=1,
+        lr_decay_steps=4,  # the mesh run starts with max_steps=2: the schedule is fixed when a run starts
     )
     runs = {}
     for name, mesh in (("single", ""), ("mesh", "data=4,fsdp=2")):
@@ -146,12 +160,11 @@ def multi(out: Path, port: int, pid: int) -> None:
     init_distributed(f"127.0.0.1:{port}", 2, pid)
     import jax
 
-    from minigpt.distributed import ShardedSteps, make_mesh
-    from minigpt.train import dropout_key, init_params
+    from minigpt.training.step import dropout_key, init_params
 
-    cfg, tcfg, sampler, steps = setup()
+    cfg, tcfg, sampler, _ = setup()
     assert jax.process_count() == 2 and len(jax.devices()) == 4, (jax.process_count(), jax.devices())
-    sh = ShardedSteps(steps, cfg, make_mesh("data=2,fsdp=2"))
+    sh = on_mesh(cfg, tcfg, "data=2,fsdp=2")
     params = sh.place_params(init_params(cfg, 0))
     _, _, losses = run(sh, params, sh.init_opt_state(params), sampler, STEPS, dropout_key(0))
     (out / f"multi_{pid}.json").write_text(json.dumps({"losses": losses, "devices": len(jax.devices())}))

@@ -197,7 +197,7 @@ def test_bad_meshes_and_batches_are_refused_clearly():
 
 
 def test_cli_mesh_that_does_not_fit_exits_with_a_message(tmp_path, capsys):
-    from minigpt.train import main
+    from minigpt.training.cli import main
 
     data = tmp_path / "data"
     data.mkdir()

@@ -511,11 +511,8 @@ def test_run_sample_greedy_and_beam_with_ban():
 
 
 def test_sample_main_loads_the_run_and_reports_errors(monkeypatch, capsys):
-    """``minigpt sample`` calls minigpt.train.load_run (stood in for here until #5 lands) and turns a
+    """``minigpt sample`` calls minigpt.runs.load_run (stood in for here) and turns a
     ValueError into exit code 2 with the message on stderr."""
-    import sys
-    import types
-
     from minigpt.sample import main
 
     tok, params = PieceTokenizer(PIECES), _script_model(2)
@@ -525,7 +522,7 @@ def test_sample_main_loads_the_run_and_reports_errors(monkeypatch, capsys):
         calls.append((run_dir, step))
         return BAN_CFG, params, tok
 
-    monkeypatch.setitem(sys.modules, "minigpt.train", types.SimpleNamespace(load_run=load_run))
+    monkeypatch.setattr("minigpt.sample.load_run", load_run)
     argv = ["runs/x", "--step", "7", "--prompt", "ab", "--strategy", "greedy", "--max-new-tokens", "3"]
     assert main(argv + ["--backend", "numpy"]) == 0
     assert calls == [("runs/x", 7)]

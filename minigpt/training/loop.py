@@ -1,0 +1,243 @@
+"""``train()``: build → restore → for each step: batch → step → log / eval / save.
+
+Batches (``inputs.micro_batches``) and dropout keys (``fold_in(key, step)``) are pure functions of the step, so a
+run resumed from a checkpoint repeats the uninterrupted run bit for bit, on any mesh. The run directory
+(``minigpt.runs``) is locked for the whole run: one trainer per directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from minigpt import checkpoint, hostmem, runs
+from minigpt.config import GPTConfig
+from minigpt.params import Params
+from minigpt.training.config import TrainConfig, pin_decay, resume_config
+from minigpt.training.inputs import load_tokens, micro_batches, samplers
+from minigpt.training.progress import Progress
+from minigpt.training.signals import StopSignal
+from minigpt.training.step import Steps, StepSpec, compiled_steps, dropout_key, dropout_key_from_data, init_params
+
+
+@dataclasses.dataclass
+class State:
+    """What a checkpoint holds and the loop carries: the arrays, the step reached and the run's dropout key."""
+
+    params: Params
+    opt_state: Any
+    step: int
+    key: jax.Array
+
+
+def train(
+    cfg: GPTConfig,
+    tcfg: TrainConfig,
+    *,
+    resume: bool = False,
+    callback: Callable[[int, dict[str, Any]], None] | None = None,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Train ``cfg`` with ``tcfg`` into ``tcfg.out``; returns a summary dict.
+
+    summary["status"] is "done", "interrupted" (SIGINT/SIGTERM: saved, resumable) or "nan" (stopped at the
+    first non-finite loss or gradient; the last checkpoint is the last good state). ``callback(step, record)``
+    is called after every optimizer step (for notebooks and tests).
+    """
+    run_dir, ckpt_dir = Path(tcfg.out), runs.checkpoint_dir(tcfg.out)
+    train_tokens, val_tokens = load_tokens(cfg, tcfg)
+    with _lock(run_dir):
+        if resume:
+            tcfg, state = _resume(cfg, tcfg, run_dir, log)
+        else:
+            tcfg = _fresh_run(tcfg, ckpt_dir)
+            state = State(None, None, 0, dropout_key(tcfg.seed))
+        steps = compiled_steps(cfg, StepSpec.of(tcfg), tcfg.mesh)
+        state = _placed(steps, cfg, tcfg, state)
+        runs.write_config(run_dir, cfg.to_dict(), dataclasses.asdict(tcfg))
+        has_tokenizer = runs.copy_tokenizer(tcfg.data, run_dir)
+        train_batches, val_batches = samplers(train_tokens, val_tokens, cfg, tcfg)
+        mngr = checkpoint.manager(ckpt_dir, keep=tcfg.keep_checkpoints)
+        metrics = runs.MetricsLog(run_dir, state.step if resume else None)
+        progress = Progress(cfg, tcfg, state.step)
+
+        def save() -> None:
+            if checkpoint.latest_step(ckpt_dir) != state.step:
+                checkpoint.save(mngr, state.step, state.params, state.opt_state, _meta(cfg, tcfg, state, has_tokenizer))
+
+        def run_eval() -> float:
+            val = evaluate(steps, state.params, val_batches, tcfg.eval_batches)
+            metrics.write({"step": state.step, "val_loss": val, "val_ppl": math.exp(min(val, 700.0))})
+            return val
+
+        status, loss, val, k = "done", math.nan, math.nan, tcfg.grad_accum
+        try:
+            with StopSignal() as stop:
+                val = run_eval() if state.step == 0 else val
+                while state.step < tcfg.max_steps:
+                    xs, ys = micro_batches(train_batches, state.step, k)
+                    loss, grad_norm = _advance(steps, state, xs, ys)
+                    if not (math.isfinite(loss) and math.isfinite(grad_norm)):
+                        status = "nan"
+                        log(_nan_message(state.step + 1, loss, grad_norm, ckpt_dir))
+                        break
+                    state.step += 1
+                    record, logged = progress.record(state.step, loss, grad_norm)
+                    if logged:
+                        metrics.write(record)
+                    with progress.paused():
+                        if state.step % tcfg.eval_interval == 0 and state.step < tcfg.max_steps:
+                            val = run_eval()
+                            progress.write(f"step {state.step}: train loss {loss:.4f}, val loss {val:.4f}")
+                        if state.step % tcfg.ckpt_interval == 0 or state.step == tcfg.max_steps:
+                            save()
+                    if callback is not None:
+                        callback(state.step, record)
+                    if stop.received is not None:
+                        status = "interrupted"
+                        save()
+                        break
+                if status == "done":
+                    save()
+                    val = run_eval()
+        finally:
+            progress.close()
+            metrics.close()
+            mngr.close()
+    return _summary(status, state.step, loss, val, progress.elapsed(), run_dir, log)
+
+
+def _advance(steps: Steps, state: State, xs: np.ndarray, ys: np.ndarray) -> tuple[float, float]:
+    """One optimizer step in place on ``state`` (its step counter is left to the caller); (loss, grad norm)."""
+    t_step = time.perf_counter()
+    state.params, state.opt_state, out = steps.train_step(
+        state.params, state.opt_state, xs, ys, jax.random.fold_in(state.key, state.step)
+    )
+    loss, grad_norm = float(out["loss"]), float(out["grad_norm"])
+    hostmem.hand_over_gil(time.perf_counter() - t_step)
+    return loss, grad_norm
+
+
+def evaluate(steps: Steps, params: Params, sampler: Any, n_batches: int) -> float:
+    """Mean token loss over the fixed batches 0..n_batches-1 of ``sampler`` (dropout off)."""
+    total, count = 0.0, 0
+    for i in range(n_batches):
+        x, y = sampler.batch(i)
+        s, n = steps.eval_step(params, x, y)
+        total += float(s)
+        count += int(n)
+    return total / count
+
+
+def _lock(run_dir: Path) -> contextlib.AbstractContextManager:
+    # One lock per run, held by process 0: in a multi-process run every process writes the same directory.
+    return runs.locked(run_dir) if jax.process_index() == 0 else contextlib.nullcontext(run_dir)
+
+
+def _fresh_run(tcfg: TrainConfig, ckpt_dir: Path) -> TrainConfig:
+    existing = checkpoint.latest_step(ckpt_dir)
+    if existing is not None:
+        raise ValueError(
+            f"{ckpt_dir.parent} already holds checkpoints (latest step {existing}); pass --resume to continue it, "
+            "or choose another --out (nothing was overwritten)"
+        )
+    return pin_decay(tcfg)  # fixed now: resuming with more steps keeps the schedule
+
+
+def _resume(cfg: GPTConfig, tcfg: TrainConfig, run_dir: Path, log: Callable[[str], None]) -> tuple[TrainConfig, State]:
+    """(the resumed run's config, its state) from the newest checkpoint that restores, in the requested mesh."""
+    ckpt_dir = runs.checkpoint_dir(run_dir)
+    if checkpoint.latest_step(ckpt_dir) is None:
+        raise FileNotFoundError(f"--resume: no checkpoint in {ckpt_dir}; start a new run without --resume")
+    probe = compiled_steps(cfg, StepSpec.of(tcfg), tcfg.mesh)  # only its optimizer structure and shardings
+    abstract_opt = jax.eval_shape(probe.tx.init, checkpoint.abstract_params(cfg))
+    params, opt_state, meta = checkpoint.restore(
+        ckpt_dir,
+        cfg,
+        abstract_opt,
+        shardings=(probe.param_shardings, probe.opt_shardings),
+        check=lambda saved: resume_config(saved, cfg, tcfg, run_dir),
+        warn=lambda message: log(f"warning: {message}"),
+    )
+    tcfg = resume_config(meta, cfg, tcfg, run_dir)
+    start = int(meta["step"])
+    _set_aside_newer(ckpt_dir, start, log)
+    log(f"resuming {run_dir} from step {start}")
+    return tcfg, State(params, opt_state, start, dropout_key_from_data(meta["dropout_key"]))
+
+
+def _set_aside_newer(ckpt_dir: Path, start: int, log: Callable[[str], None]) -> None:
+    """Checkpoints newer than the one resumed from did not restore: move them out of the way, not delete them
+    (the run will save those steps again)."""
+    for path in sorted(ckpt_dir.iterdir()):
+        if path.name.isdigit() and int(path.name) > start:
+            target = ckpt_dir.parent / "damaged" / path.name
+            target.parent.mkdir(exist_ok=True)
+            shutil.rmtree(target, ignore_errors=True)
+            path.rename(target)
+            log(f"moved the damaged checkpoint {path} to {target}")
+
+
+def _placed(steps: Steps, cfg: GPTConfig, tcfg: TrainConfig, state: State) -> State:
+    """A fresh run's initial parameters and optimizer state in the mesh's layout (restored ones already are)."""
+    if state.params is None:
+        state.params = steps.place_params(init_params(cfg, tcfg.seed))
+        state.opt_state = steps.init_opt_state(state.params)
+    return state
+
+
+def _meta(cfg: GPTConfig, tcfg: TrainConfig, state: State, has_tokenizer: bool) -> dict[str, Any]:
+    return {
+        "step": state.step,
+        "seed": tcfg.seed,
+        "dropout_key": np.asarray(jax.random.key_data(state.key)).tolist(),
+        "model": cfg.to_dict(),
+        "train": dataclasses.asdict(tcfg),
+        "tokenizer": runs.TOKENIZER if has_tokenizer else None,
+        "data": {"sampler_seed": tcfg.seed, "next_batch": state.step * tcfg.grad_accum},
+    }
+
+
+def _nan_message(step: int, loss: float, grad_norm: float, ckpt_dir: Path) -> str:
+    last = checkpoint.latest_step(ckpt_dir)
+    kept = f"the last good checkpoint is step {last} in {ckpt_dir}"
+    if last is None:
+        kept = "no checkpoint has been saved yet"
+    what = "loss" if not math.isfinite(loss) else "gradient norm"
+    advice = "then start again or resume from it" if last is not None else "then start again"
+    return (
+        f"stopped: non-finite {what} at step {step} (loss {loss}, grad norm {grad_norm}); {kept}. "
+        f"Lower --lr or raise --warmup_steps, {advice}."
+    )
+
+
+def _summary(
+    status: str, step: int, loss: float, val: float, wall: float, run_dir: Path, log: Callable[[str], None]
+) -> dict[str, Any]:
+    last = checkpoint.latest_step(runs.checkpoint_dir(run_dir))
+    summary = {
+        "status": status,
+        "step": step,
+        "train_loss": loss,
+        "val_loss": val,
+        "val_ppl": math.exp(min(val, 700.0)) if math.isfinite(val) else math.nan,
+        "wall_s": wall,
+        "checkpoint": None if last is None else str(runs.checkpoint_dir(run_dir) / str(last)),
+        "run_dir": str(run_dir),
+    }
+    try:
+        from minigpt.plot import plot_run  # matplotlib: only once the run is over
+
+        summary["plot"] = str(plot_run(run_dir))
+    except (ValueError, FileNotFoundError) as e:  # no points to plot yet
+        log(f"no plot: {e}")
+    return summary
