@@ -114,7 +114,11 @@ def test_grad_accumulation_equals_big_batch_and_numpy_adamw():
 def test_remat_plain_kernels_and_bfloat16_match_plain_float32(tmp_path):
     """One step from the same state: remat ≡ plain kernels ≡ fast kernels (the default; same dropout masks);
     bfloat16 compute ≈ float32."""
-    base = tcfg_for(tmp_path, tmp_path)  # the whole-run tests' spec: its compiled step is shared
+    # AdamW's first update is lr·g/(|g| + eps): for a gradient element within rounding of eps (1e-8) it swings
+    # by up to the whole step when g moves by one ulp, so remat's or the plain kernels' reordered sums could
+    # not be compared there (one bias element of 96: 1.9e-6 against 1.5e-6 allowed). With eps = 1e-4 that
+    # element's update is ∝ g and the comparison measures the gradients, not the conditioning of the divide.
+    base = tcfg_for(tmp_path, tmp_path, eps=1e-4)
     rng = np.random.default_rng(4)
     xs = rng.integers(0, CFG.vocab_size, size=(base.grad_accum, base.batch_size, CFG.block_size)).astype(np.int32)
     ys = np.roll(xs, -1, axis=2)
