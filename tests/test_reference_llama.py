@@ -80,8 +80,10 @@ def test_grouped_attention_equals_full_attention_with_duplicated_kv_columns():
 
     def dup(a):  # the columns [Q | K | V] → [Q | K repeated | V repeated]
         q, k, v = a[..., : H * d], a[..., H * d : (H + H_kv) * d], a[..., (H + H_kv) * d :]
-        def rep(t):  # noqa: E306
+
+        def rep(t):
             return np.concatenate([t[..., (h // 2) * d : (h // 2 + 1) * d] for h in range(H)], axis=-1)
+
         return np.concatenate([q, rep(k), rep(v)], axis=-1)
 
     full = {"c_attn": {k: dup(v) for k, v in attn["c_attn"].items()}, "c_proj": attn["c_proj"]}
