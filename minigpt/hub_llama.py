@@ -91,6 +91,8 @@ def config_from_llama(hf: dict[str, Any], *, dropout: float | None = None) -> GP
             f"{CONFIG_NAME}: 'head_dim' is {head_dim}, but minigpt's heads are hidden_size / num_attention_heads "
             f"= {C / H:g} wide (use head_dim null or {C // H})"
         )
+    F = integer("intermediate_size")
+    H_kv = H if hf.get("num_key_value_heads") is None else integer("num_key_value_heads")
     eps = hf.get("rms_norm_eps", 1e-6)
     if isinstance(eps, bool) or not isinstance(eps, (int, float)) or eps <= 0:
         raise ValueError(f"{CONFIG_NAME}: 'rms_norm_eps' must be a positive number, got {eps!r}")
@@ -108,8 +110,8 @@ def config_from_llama(hf: dict[str, Any], *, dropout: float | None = None) -> GP
             rope_theta=_rope_theta(hf),
             norm="rmsnorm",
             mlp="swiglu",
-            mlp_hidden=integer("intermediate_size"),
-            n_kv_head=integer("num_key_value_heads") if hf.get("num_key_value_heads") is not None else None,
+            mlp_hidden=None if F == 4 * C else F,  # the defaults stay None, so that presets round-trip equal
+            n_kv_head=None if H_kv == H else H_kv,
             tie_embeddings=hf.get("tie_word_embeddings", False) is True,
             qkv_bias=True if model_type == "qwen2" else None,
         )
