@@ -16,6 +16,9 @@ class GPTConfig:
     n_layer: Transformer blocks L; n_head: attention heads H; n_embd: width C
     (each head has C / H dimensions); bias: biases in Linear and LayerNorm;
     dropout: rate used in training mode; layer_norm_eps: ε in LayerNorm.
+
+    The Llama family's options (all default to GPT-2): pos, rope_theta, norm, mlp, mlp_hidden,
+    n_kv_head, tie_embeddings, qkv_bias — one comment each below; ``GPTConfig.preset("llama-baby")``.
     """
 
     vocab_size: int
@@ -26,6 +29,14 @@ class GPTConfig:
     bias: bool = True
     dropout: float = 0.0
     layer_norm_eps: float = 1e-5
+    pos: str = "learned"  # "learned": wpe added to wte (GPT-2); "rope": rotary q/k positions, no wpe (Llama)
+    rope_theta: float = 10000.0  # RoPE frequency base θ: pair i turns by position · θ^(−2i/d_k)
+    norm: str = "layernorm"  # "layernorm" (x − μ)/σ·γ + β, or "rmsnorm" x/rms(x)·γ (ε is layer_norm_eps)
+    mlp: str = "gelu"  # "gelu": GELU(x W_fc) W_proj; "swiglu": (SiLU(x W_gate) ⊙ x W_fc) W_proj
+    mlp_hidden: int | None = None  # the MLP's hidden width F; None means 4·n_embd
+    n_kv_head: int | None = None  # key/value heads H_kv (grouped-query attention); None means n_head
+    tie_embeddings: bool = True  # lm head = wteᵀ; False stores its own lm_head.weight (C, V)
+    qkv_bias: bool | None = None  # a bias on c_attn alone (Qwen2: True with bias=False); None follows bias
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
@@ -46,11 +57,57 @@ class GPTConfig:
             raise ValueError(f"GPTConfig.dropout must be in [0, 1), got {self.dropout!r}")
         if not (isinstance(self.layer_norm_eps, (int, float)) and self.layer_norm_eps > 0):
             raise ValueError(f"GPTConfig.layer_norm_eps must be a positive number, got {self.layer_norm_eps!r}")
+        self._check_llama_options()
+
+    def _check_llama_options(self) -> None:
+        for name, choices in (
+            ("pos", ("learned", "rope")),
+            ("norm", ("layernorm", "rmsnorm")),
+            ("mlp", ("gelu", "swiglu")),
+        ):
+            if getattr(self, name) not in choices:
+                raise ValueError(f"GPTConfig.{name} must be one of {list(choices)}, got {getattr(self, name)!r}")
+        if isinstance(self.rope_theta, bool) or not isinstance(self.rope_theta, (int, float)) or self.rope_theta <= 1:
+            raise ValueError(f"GPTConfig.rope_theta must be a number > 1 (Llama uses 10000.0), got {self.rope_theta!r}")
+        for name in ("mlp_hidden", "n_kv_head"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+                raise ValueError(f"GPTConfig.{name} must be a positive integer or None, got {value!r}")
+        for name in ("tie_embeddings",) + (("qkv_bias",) if self.qkv_bias is not None else ()):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"GPTConfig.{name} must be True or False, got {getattr(self, name)!r}")
+        if self.n_head % self.kv_heads != 0:
+            divisors = [d for d in range(1, self.n_head + 1) if self.n_head % d == 0]
+            raise ValueError(
+                f"GPTConfig.n_head={self.n_head} is not divisible by n_kv_head={self.n_kv_head}; each key/value "
+                f"head serves n_head // n_kv_head query heads, so choose n_kv_head from {divisors}"
+            )
+        if self.pos == "rope" and self.head_size % 2 != 0:
+            raise ValueError(
+                f"GPTConfig.pos='rope' rotates pairs of channels, but the head size n_embd / n_head = "
+                f"{self.head_size} is odd; choose n_embd as a multiple of 2·n_head "
+                f"(e.g. n_embd={2 * self.n_head * max(1, self.head_size // 2)})"
+            )
 
     @property
     def head_size(self) -> int:
         """d_k = C / H, the width of one attention head."""
         return self.n_embd // self.n_head
+
+    @property
+    def kv_heads(self) -> int:
+        """H_kv: the number of key/value heads (n_kv_head, or n_head when unset)."""
+        return self.n_head if self.n_kv_head is None else self.n_kv_head
+
+    @property
+    def mlp_width(self) -> int:
+        """F: the MLP's hidden width (mlp_hidden, or 4·n_embd when unset)."""
+        return 4 * self.n_embd if self.mlp_hidden is None else self.mlp_hidden
+
+    @property
+    def attn_bias(self) -> bool:
+        """Whether c_attn has a bias (qkv_bias, or bias when unset)."""
+        return self.bias if self.qkv_bias is None else self.qkv_bias
 
     def replace(self, **changes: Any) -> GPTConfig:
         """A copy with some fields changed (validated again)."""
@@ -84,14 +141,17 @@ class GPTConfig:
         return PRESETS[name].replace(**overrides) if overrides else PRESETS[name]
 
     def num_params(self, *, include_embeddings: bool = True) -> int:
-        """Parameter count N (the lm head is tied to wte, so it adds nothing)."""
-        C, L, V, T = self.n_embd, self.n_layer, self.vocab_size, self.block_size
+        """Parameter count N (a tied lm head adds nothing; an untied one adds C·V, counted as an embedding)."""
+        C, L, V, T, F = self.n_embd, self.n_layer, self.vocab_size, self.block_size, self.mlp_width
         b = 1 if self.bias else 0
+        qkv = (self.n_head + 2 * self.kv_heads) * self.head_size
         ln = C + b * C
-        per_block = 2 * ln + (C * 3 * C + b * 3 * C) + (C * C + b * C) + (C * 4 * C + b * 4 * C) + (4 * C * C + b * C)
-        n = L * per_block + ln
+        attn = C * qkv + (qkv if self.attn_bias else 0) + C * C + b * C
+        n_in = 2 if self.mlp == "swiglu" else 1  # SwiGLU has a gate beside c_fc
+        mlp = n_in * (C * F + b * F) + F * C + b * C
+        n = L * (2 * ln + attn + mlp) + ln
         if include_embeddings:
-            n += V * C + T * C
+            n += V * C + (T * C if self.pos == "learned" else 0) + (0 if self.tie_embeddings else C * V)
         return n
 
 
@@ -121,4 +181,15 @@ PRESETS: dict[str, GPTConfig] = {
     "small": GPTConfig(vocab_size=65, block_size=256, n_layer=6, n_head=6, n_embd=384),
     # GPT-2 124M.
     "gpt2": GPTConfig(vocab_size=50257, block_size=1024, n_layer=12, n_head=12, n_embd=768),
+}
+# The Llama recipe on the same shapes: RoPE, RMSNorm, SwiGLU, grouped-query attention, no biases, untied head.
+LLAMA = dict(pos="rope", norm="rmsnorm", mlp="swiglu", bias=False, tie_embeddings=False)
+PRESETS |= {
+    # For tests: tiny's shape with 4 query heads sharing 2 key/value heads.
+    "llama-tiny": GPTConfig(vocab_size=64, block_size=16, n_layer=2, n_head=4, n_embd=32, n_kv_head=2, **LLAMA),
+    # baby's shape and parameter count (within 0.2%): F = 392 keeps SwiGLU's three matrices near GELU's two, and
+    # the head stays tied (as in Llama 3.2 1B and the small Qwen2 models), so a large vocabulary costs both alike.
+    "llama-baby": GPTConfig(
+        vocab_size=65, block_size=64, n_layer=4, n_head=4, n_embd=128, n_kv_head=2, mlp_hidden=392, **LLAMA
+    ).replace(tie_embeddings=True),
 }

@@ -14,6 +14,10 @@ config.json ↔ GPTConfig: n_positions → block_size, n_embd, n_layer, n_head, 
 layer_norm_epsilon → layer_norm_eps, {resid,embd,attn}_pdrop → dropout. Everything in config.json
 that would make Hugging Face compute a different function than minigpt (another activation, a
 different MLP width, other attention scalings, cross-attention) is refused with the key named.
+
+Llama and Qwen2 directories (``"model_type": "llama" | "qwen2"``) are read and written the same way, through
+``minigpt.hub_llama`` (its docstring has their tensor names); ``save_pretrained`` writes one for a model
+with the Llama options (RoPE, RMSNorm, SwiGLU, no biases, or Qwen2's q/k/v biases).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from minigpt import hub_llama
 from minigpt.config import GPTConfig
 from minigpt.params import Params, flatten_params, param_shapes, params_dtype, unflatten_params, validate_params
 
@@ -75,7 +80,8 @@ def config_from_hf(hf: dict[str, Any], *, dropout: float | None = None) -> GPTCo
     model_type = hf.get("model_type")
     if model_type != "gpt2":
         raise ValueError(
-            f"{CONFIG_NAME}: 'model_type' is {model_type!r}, but minigpt only reads GPT-2 checkpoints ('gpt2')"
+            f"{CONFIG_NAME}: 'model_type' is {model_type!r}, but minigpt only reads GPT-2 checkpoints ('gpt2') "
+            f"and, through load_pretrained, {sorted(hub_llama.MODEL_TYPES)}"
         )
     architectures = hf.get("architectures") or []
     unknown = [a for a in architectures if a not in _ARCHITECTURES]
@@ -141,6 +147,17 @@ def config_from_hf(hf: dict[str, Any], *, dropout: float | None = None) -> GPTCo
 
 def config_to_hf(cfg: GPTConfig, *, dtype: np.dtype | None = None, eot_id: int | None = None) -> dict[str, Any]:
     """The ``config.json`` dict that makes ``transformers.GPT2LMHeadModel`` compute minigpt's function."""
+    gpt2 = GPTConfig(cfg.vocab_size, cfg.block_size, cfg.n_layer, cfg.n_head, cfg.n_embd, cfg.bias)
+    changed = [
+        f"{name}={getattr(cfg, name)!r}"
+        for name in ("pos", "norm", "mlp", "mlp_width", "kv_heads", "tie_embeddings", "attn_bias")
+        if getattr(cfg, name) != getattr(gpt2, name)
+    ]
+    if changed:
+        raise ValueError(
+            f"this model has {', '.join(changed)}, which neither GPT-2 nor Llama checkpoints express; GPT-2 "
+            f"needs the defaults, Llama pos='rope', norm='rmsnorm', mlp='swiglu', bias=False"
+        )
     if not cfg.bias:
         raise ValueError(
             "Hugging Face GPT-2 has a bias in every Linear and LayerNorm, and this model was built with "
@@ -288,7 +305,8 @@ def _read_tensors(path: Path) -> dict[str, np.ndarray]:
 def load_pretrained(
     path: str | os.PathLike, *, dtype: np.dtype | type | None = None, dropout: float | None = None
 ) -> tuple[GPTConfig, Params]:
-    """Read a Hugging Face GPT-2 directory (``config.json`` + ``model.safetensors``) → ``(cfg, params)``.
+    """Read a Hugging Face GPT-2, Llama or Qwen2 directory (``config.json`` + ``model.safetensors``) →
+    ``(cfg, params)``.
 
     ``params`` is in the reference layout, ready for ``minigpt.reference.forward(params, idx, cfg)``
     or ``GPT.from_params(params, cfg)``. ``dtype`` casts every tensor (default: keep the stored dtype,
@@ -303,9 +321,13 @@ def load_pretrained(
     if not (path / CONFIG_NAME).is_file():
         raise FileNotFoundError(f"{path} has no {CONFIG_NAME}; a Hugging Face GPT-2 directory needs one")
     hf = _read_json(path / CONFIG_NAME)
-    cfg = config_from_hf(hf, dropout=dropout)
+    llama = isinstance(hf, dict) and hf.get("model_type") in hub_llama.MODEL_TYPES
+    cfg = hub_llama.config_from_llama(hf, dropout=dropout) if llama else config_from_hf(hf, dropout=dropout)
     tensors = _read_tensors(path)
-    params = params_from_hf(tensors, cfg, tied=hf.get("tie_word_embeddings", True) is not False)
+    if llama:
+        params = hub_llama.params_from_llama(tensors, cfg)
+    else:
+        params = params_from_hf(tensors, cfg, tied=hf.get("tie_word_embeddings", True) is not False)
     if dtype is not None:
         params = unflatten_params({k: v.astype(dtype, copy=False) for k, v in flatten_params(params).items()})
     else:
@@ -358,7 +380,8 @@ def _tokenizer_files(tokenizer: Any, tmp: Path, cfg: GPTConfig) -> int | None:
 
 
 def save_pretrained(path: str | os.PathLike, cfg: GPTConfig, params: Params, tokenizer: Any = None) -> None:
-    """Write a directory that ``transformers.GPT2LMHeadModel.from_pretrained(path)`` loads (offline).
+    """Write a directory that ``transformers.GPT2LMHeadModel.from_pretrained(path)`` loads (offline), or
+    ``LlamaForCausalLM`` / ``Qwen2ForCausalLM`` for a model with the Llama options (``hub_llama.is_llama``).
 
     Files: config.json, model.safetensors (``transformer.*`` names, head tied) and, given a
     ``tokenizer`` whose ``save(dir)`` writes GPT-2's vocab.json + merges.txt, those two plus
@@ -367,8 +390,10 @@ def save_pretrained(path: str | os.PathLike, cfg: GPTConfig, params: Params, tok
     """
     from safetensors.numpy import save_file
 
-    hf_config = config_to_hf(cfg)  # refuses bias=False before anything is written
-    tensors = params_to_hf(params, cfg)
+    llama = hub_llama.is_llama(cfg)
+    to_config = hub_llama.config_to_llama if llama else config_to_hf
+    hf_config = to_config(cfg)  # refuses what transformers cannot compute before anything is written
+    tensors = hub_llama.params_to_llama(params, cfg) if llama else params_to_hf(params, cfg)
     dtype = params_dtype(params)
     path = Path(path)
     if path.exists() and not path.is_dir():
@@ -377,7 +402,7 @@ def save_pretrained(path: str | os.PathLike, cfg: GPTConfig, params: Params, tok
     tmp = Path(tempfile.mkdtemp(prefix=".minigpt-save-", dir=path))
     try:
         eot_id = _tokenizer_files(tokenizer, tmp, cfg) if tokenizer is not None else None
-        hf_config = config_to_hf(cfg, dtype=dtype, eot_id=eot_id)
+        hf_config = to_config(cfg, dtype=dtype, eot_id=eot_id)
         save_file(tensors, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
         (tmp / CONFIG_NAME).write_text(json.dumps(hf_config, indent=2), encoding="utf-8")
         for file in sorted(tmp.iterdir()):

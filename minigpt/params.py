@@ -15,6 +15,16 @@ prefix); linear weights are stored ``(in, out)`` so every implementation reads `
 
 ``params["h"]`` is a list (block i is ``params["h"][i]``); with ``bias=False`` there are no
 ``bias`` entries. ``flatten_params`` gives the dotted names above.
+
+The Llama options (``minigpt.config``) keep these names and change only what they must::
+
+    pos="rope"             no wpe.weight
+    n_kv_head=H_kv         c_attn (C, (H + 2·H_kv)·d_k): [Q | K | V] with H query and H_kv key/value heads
+    mlp="swiglu"           h.{i}.mlp.c_gate (C, F) beside c_fc (C, F) ("up"); c_proj (F, C) ("down")
+    mlp_hidden=F           F instead of 4C
+    qkv_bias=True          c_attn.bias alone, even with bias=False (Qwen2)
+    tie_embeddings=False   lm_head.weight (C, V), stored (in, out) like every Linear: logits = h W
+
 """
 
 from __future__ import annotations
@@ -30,23 +40,30 @@ Params = dict[str, Any]
 
 def param_shapes(cfg: GPTConfig) -> dict[str, tuple[int, ...]]:
     """Dotted name → shape for every tensor of a model with config ``cfg``, in canonical order."""
-    C, V, T = cfg.n_embd, cfg.vocab_size, cfg.block_size
-    shapes: dict[str, tuple[int, ...]] = {"wte.weight": (V, C), "wpe.weight": (T, C)}
+    C, V, T, F = cfg.n_embd, cfg.vocab_size, cfg.block_size, cfg.mlp_width
+    qkv = (cfg.n_head + 2 * cfg.kv_heads) * cfg.head_size  # 3C for GPT-2
+    shapes: dict[str, tuple[int, ...]] = {"wte.weight": (V, C)}
+    if cfg.pos == "learned":
+        shapes["wpe.weight"] = (T, C)
 
-    def add(name: str, w_shape: tuple[int, ...], b_dim: int) -> None:
+    def add(name: str, w_shape: tuple[int, ...], b_dim: int, bias: bool = cfg.bias) -> None:
         shapes[f"{name}.weight"] = w_shape
-        if cfg.bias:
+        if bias:
             shapes[f"{name}.bias"] = (b_dim,)
 
     for i in range(cfg.n_layer):
         p = f"h.{i}"
         add(f"{p}.ln_1", (C,), C)
-        add(f"{p}.attn.c_attn", (C, 3 * C), 3 * C)
+        add(f"{p}.attn.c_attn", (C, qkv), qkv, cfg.attn_bias)
         add(f"{p}.attn.c_proj", (C, C), C)
         add(f"{p}.ln_2", (C,), C)
-        add(f"{p}.mlp.c_fc", (C, 4 * C), 4 * C)
-        add(f"{p}.mlp.c_proj", (4 * C, C), C)
+        if cfg.mlp == "swiglu":
+            add(f"{p}.mlp.c_gate", (C, F), F)
+        add(f"{p}.mlp.c_fc", (C, F), F)
+        add(f"{p}.mlp.c_proj", (F, C), C)
     add("ln_f", (C,), C)
+    if not cfg.tie_embeddings:
+        shapes["lm_head.weight"] = (C, V)
     return shapes
 
 
@@ -121,11 +138,14 @@ def map_params(fn: Any, params: Params) -> Params:
 
 
 def weight_decay_mask(params: Params) -> Params:
-    """True where AdamW applies weight decay: the matrices of the Linear layers (c_attn, c_proj, c_fc).
+    """True where AdamW applies weight decay: the matrices of the Linear layers (c_attn, c_proj, c_fc, c_gate,
+    and an untied lm_head).
 
-    As in GPT-2/minGPT practice, biases, LayerNorm gains and the embeddings (wte, which is also the
+    As in GPT-2/minGPT practice, biases, norm gains and the embeddings (wte, which is also the
     tied lm head, and wpe) are not decayed. Same layout as ``params``; shared by the NumPy AdamW and Optax.
     """
-    return unflatten_params(
-        {name: name.endswith(".weight") and (".attn." in name or ".mlp." in name) for name in flatten_params(params)}
-    )
+
+    def decayed(name: str) -> bool:
+        return name == "lm_head.weight" or (name.endswith(".weight") and (".attn." in name or ".mlp." in name))
+
+    return unflatten_params({name: decayed(name) for name in flatten_params(params)})

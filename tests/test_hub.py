@@ -396,7 +396,7 @@ def test_bad_tensors_are_named(ckpt, edit, message):
     ("changes", "key"),
     [
         ({"architectures": ["GPT2ForSequenceClassification"]}, "architectures"),
-        ({"model_type": "llama"}, "model_type"),
+        ({"model_type": "bert"}, "model_type"),
         ({"model_type": None}, "model_type"),
         ({"activation_function": "relu"}, "activation_function"),
         ({"activation_function": "gelu"}, "activation_function"),  # erf GELU: close, but not the same function

@@ -14,18 +14,13 @@ import numpy as np
 from minigpt.config import GPTConfig
 from minigpt.model.cache import attention_allowed
 from minigpt.params import Params
-from minigpt.reference.functional import (
-    layer_norm,
-    linear,
-    merge_heads,
-    mlp,
-    scaled_dot_product_attention,
-    split_heads,
-)
+from minigpt.reference.functional import linear, merge_heads, mlp, norm, project_qkv, scaled_dot_product_attention
+from minigpt.reference.llama import repeat_kv
+from minigpt.reference.model import lm_head
 
 
 class ReferenceKVCache:
-    """Per layer, keys and values of every slot so far, K, V: (B, H, T_seen, d_k), grown by concatenation.
+    """Per layer, keys and values of every slot so far, K, V: (B, H_kv, T_seen, d_k), grown by concatenation.
 
     ``start`` (B,) is the first real slot of each row (left padding before it).
     """
@@ -60,23 +55,24 @@ class ReferenceKVCache:
 def forward_cached_numpy(params: Params, cfg: GPTConfig, idx: np.ndarray, cache: ReferenceKVCache) -> np.ndarray:
     """Logits (B, T, V) for new tokens idx (B, T) placed in slots cache.length … cache.length + T − 1.
 
-    Same network as ``minigpt.reference.model.forward`` (pre-LN blocks, tied lm head), except that
-    attention reads the cached keys/values of earlier slots. The cache is extended in place.
+    Same network as ``minigpt.reference.model.forward`` (pre-norm blocks, any of the config's options), except
+    that attention reads the cached keys/values of earlier slots. The cache is extended in place.
     """
     B, T = idx.shape
     slots = cache.length + np.arange(T)  # (T,)
     positions = np.maximum(slots[None, :] - cache.start[:, None], 0)  # (B, T); padding slots use position 0
-    x = params["wte"]["weight"][idx] + params["wpe"]["weight"][positions]  # (B, T, C)
+    x = params["wte"]["weight"][idx]  # (B, T, C)
+    if cfg.pos == "learned":
+        x = x + params["wpe"]["weight"][positions]
     allowed = attention_allowed(slots, np.arange(cache.length + T), cache.start)  # (B, T, T_all)
     mask = np.where(allowed, 0.0, -np.inf).astype(x.dtype)[:, None]  # (B, 1, T, T_all) additive, all heads
-    eps = cfg.layer_norm_eps
+    eps, rope_positions = cfg.layer_norm_eps, positions if cfg.pos == "rope" else None
     for layer, p in enumerate(params["h"]):
-        a = layer_norm(x, p["ln_1"]["weight"], p["ln_1"].get("bias"), eps)
-        qkv = linear(a, p["attn"]["c_attn"]["weight"], p["attn"]["c_attn"].get("bias"))  # (B, T, 3C)
-        q, k, v = (split_heads(t, cfg.n_head) for t in np.split(qkv, 3, axis=-1))  # 3 × (B, H, T, d_k)
-        k_all, v_all = cache.append(layer, k, v)  # (B, H, T_all, d_k)
-        out = scaled_dot_product_attention(q, k_all, v_all, mask)  # (B, H, T, d_k)
+        a = norm(x, p["ln_1"], cfg.norm, eps)
+        q, k, v = project_qkv(a, p["attn"], cfg.n_head, cfg.n_kv_head, rope_positions, cfg.rope_theta)
+        k_all, v_all = cache.append(layer, k, v)  # (B, H_kv, T_all, d_k): the cache keeps H_kv heads
+        n_rep = cfg.n_head // cfg.kv_heads
+        out = scaled_dot_product_attention(q, repeat_kv(k_all, n_rep), repeat_kv(v_all, n_rep), mask)  # (B, H, T, d_k)
         x = x + linear(merge_heads(out), p["attn"]["c_proj"]["weight"], p["attn"]["c_proj"].get("bias"))
-        x = x + mlp(layer_norm(x, p["ln_2"]["weight"], p["ln_2"].get("bias"), eps), p["mlp"])
-    x = layer_norm(x, params["ln_f"]["weight"], params["ln_f"].get("bias"), eps)
-    return x @ params["wte"]["weight"].T  # (B, T, V)
+        x = x + mlp(norm(x, p["ln_2"], cfg.norm, eps), p["mlp"])
+    return lm_head(norm(x, params["ln_f"], cfg.norm, eps), params, cfg)  # (B, T, V)

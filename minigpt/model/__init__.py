@@ -16,9 +16,14 @@ from minigpt.model.layers import (
     Embedding,
     LayerNorm,
     Linear,
+    RMSNorm,
     attention,
     causal_mask,
     gelu,
+    norm_layer,
+    repeat_kv,
+    rope,
+    swiglu,
 )
 
 __all__ = [
@@ -30,6 +35,7 @@ __all__ = [
     "KVCache",
     "LayerNorm",
     "Linear",
+    "RMSNorm",
     "apply",
     "attention",
     "attention_allowed",
@@ -38,6 +44,10 @@ __all__ = [
     "from_params",
     "gelu",
     "jax_params",
+    "norm_layer",
+    "repeat_kv",
+    "rope",
+    "swiglu",
     "to_params",
     "token_nll",
 ]

@@ -38,7 +38,8 @@ def attention_allowed(query_slots: Any, key_slots: Any, start: Any, xp: Any = np
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
 class KVCache:
-    """Per layer (K, V), each (B, H, S, d_k); ``start`` (B,) the first real slot of each row; ``pos`` the next
+    """Per layer (K, V), each (B, H_kv, S, d_k) (H_kv = n_kv_head: a shared head is cached once);
+    ``start`` (B,) the first real slot of each row; ``pos`` the next
     slot to write (a scalar, the same for every row). A pytree: pass it into and out of jitted functions."""
 
     layers: tuple[tuple[jax.Array, jax.Array], ...]
@@ -48,7 +49,7 @@ class KVCache:
     @classmethod
     def init(cls, cfg: GPTConfig, batch: int, n_slots: int, dtype: Any = jnp.float32, start: Any = None) -> KVCache:
         """An empty cache of ``n_slots`` slots for ``batch`` rows (``start``: left padding per row, default 0)."""
-        shape = (batch, cfg.n_head, n_slots, cfg.head_size)
+        shape = (batch, cfg.kv_heads, n_slots, cfg.head_size)
         layers = tuple((jnp.zeros(shape, dtype), jnp.zeros(shape, dtype)) for _ in range(cfg.n_layer))
         start = jnp.zeros(batch, jnp.int32) if start is None else jnp.asarray(start, jnp.int32)
         return cls(layers, start, jnp.zeros((), jnp.int32))

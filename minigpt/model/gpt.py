@@ -25,13 +25,16 @@ from flax import nnx
 
 from minigpt.config import GPTConfig
 from minigpt.model.cache import KVCache
-from minigpt.model.layers import Block, Embedding, LayerNorm
+from minigpt.model.layers import Block, Embedding, Linear, norm_layer
 from minigpt.params import Params, flatten_params, param_shapes, params_dtype, unflatten_params, validate_params
 from minigpt.validation import check_targets, check_tokens
 
 
 class GPT(nnx.Module):
     """Decoder-only Transformer: logits = LN_f(Blocks(wte[x] + wpe[t])) · wteᵀ.
+
+    The config's Llama options: no ``wpe`` with pos="rope" (positions rotate q and k in every attention),
+    RMSNorm, SwiGLU, n_kv_head key/value heads, and an untied ``lm_head`` (C → V) with tie_embeddings=False.
 
     ``fast``: ``minigpt.kernels`` for attention, LayerNorm and GELU (same numbers, less memory in training;
     attention maps, attention dropout and the cached path take the plain attention). ``remat``: each block's
@@ -50,10 +53,14 @@ class GPT(nnx.Module):
     ):
         self.cfg = cfg
         self.wte = Embedding(cfg.vocab_size, cfg.n_embd, rngs=rngs, dtype=dtype)
-        self.wpe = Embedding(cfg.block_size, cfg.n_embd, rngs=rngs, dtype=dtype)
+        self.wpe = Embedding(cfg.block_size, cfg.n_embd, rngs=rngs, dtype=dtype) if cfg.pos == "learned" else None
         self.drop = nnx.Dropout(cfg.dropout, rngs=rngs)
         self.h = nnx.List([Block(cfg, rngs=rngs, dtype=dtype, fast=fast) for _ in range(cfg.n_layer)])
-        self.ln_f = LayerNorm(cfg.n_embd, bias=cfg.bias, eps=cfg.layer_norm_eps, dtype=dtype, fast=fast)
+        self.ln_f = norm_layer(cfg, dtype=dtype, fast=fast)
+        untied = not cfg.tie_embeddings
+        self.lm_head = (
+            Linear(cfg.n_embd, cfg.vocab_size, bias=False, std=0.02, rngs=rngs, dtype=dtype) if untied else None
+        )
         self.remat = remat
         if not train:
             self.eval()
@@ -61,9 +68,9 @@ class GPT(nnx.Module):
     def __call__(self, idx: jax.Array, *, cache: KVCache | None = None):
         """Logits (B, T, V) for token ids (B, T); with ``cache``: (logits, the cache with idx written)."""
         if cache is None:
-            return self.lm_head(self.hidden_states(idx))
+            return self.head(self.hidden_states(idx))
         h, cache = self.hidden_states(idx, cache=cache)
-        return self.lm_head(h), cache
+        return self.head(h), cache
 
     def hidden_states(self, idx: jax.Array, *, cache: KVCache | None = None):
         """LN_f(hᴸ), (B, T, C); with ``cache``: (hidden states, new cache)."""
@@ -74,20 +81,25 @@ class GPT(nnx.Module):
                 x = nnx.remat(_call)(block, x) if self.remat else block(x)
             return self.ln_f(x)
         T = idx.shape[1]
-        x = self.drop(self.wte(idx) + self.wpe(cache.positions(T)))  # (B, T, C)
+        positions = cache.positions(T)  # (B, T): slot − start, the same for wpe and for RoPE
+        x = self.drop(self.wte(idx) + (0 if self.wpe is None else self.wpe(positions)))  # (B, T, C)
         mask = cache.mask(T, x.dtype)  # (B, 1, T, S)
         layers = []
         for block, layer in zip(self.h, cache.layers, strict=True):
-            x, layer = block(x, mask=mask, cache=layer, pos=cache.pos)
+            x, layer = block(x, mask=mask, cache=layer, pos=cache.pos, positions=positions)
             layers.append(layer)
         return self.ln_f(x), cache.advance(layers, T)
 
     def embed(self, idx: jax.Array) -> jax.Array:
+        if self.wpe is None:  # RoPE: positions enter every attention instead
+            return self.drop(self.wte(idx))  # (B, T, C)
         T = idx.shape[1]
         return self.drop(self.wte(idx) + self.wpe(jnp.arange(T)))  # (B, T, C)
 
-    def lm_head(self, h: jax.Array) -> jax.Array:
-        """Logits h · wteᵀ (the head is tied to the token embedding), as a 2-D dot like ``Linear``."""
+    def head(self, h: jax.Array) -> jax.Array:
+        """Logits h · wteᵀ (tied to the token embedding), as a 2-D dot like ``Linear``; or the untied ``lm_head``."""
+        if self.lm_head is not None:
+            return self.lm_head(h)  # (B, T, V)
         return (h.reshape(-1, h.shape[-1]) @ self.wte.weight[...].T).reshape(*h.shape[:-1], -1)  # (B, T, V)
 
     def attention_weights(self, idx: jax.Array) -> jax.Array:

@@ -3,6 +3,8 @@
 ``attention`` is the one place the attention formula lives on the JAX side; the attention layer, the block
 and ``GPT`` call it. ``fast=True`` swaps attention (when it needs no mask, cache or weights), LayerNorm and
 GELU for ``minigpt.kernels``: the same numbers with hand-written backward passes that keep less memory.
+Llama's pieces (``rope``, ``RMSNorm``, ``swiglu``, ``repeat_kv``) are options of the same modules, chosen by
+the config (``GPTConfig.pos``, ``norm``, ``mlp``, ``n_kv_head``), each the twin of ``minigpt.reference.llama``.
 """
 
 from __future__ import annotations
@@ -94,21 +96,72 @@ class Embedding(nnx.Module):
 gelu = functools.partial(jax.nn.gelu, approximate=True)  # ½x(1 + tanh(√(2/π)(x + 0.044715x³))), GPT-2's GELU
 
 
+class RMSNorm(nnx.Module):
+    """x / √(mean(x²) + ε) · γ (+ β) over the last axis: LayerNorm without centring (Llama's norm)."""
+
+    def __init__(self, dim: int, *, bias: bool, eps: float, dtype=jnp.float32):
+        self.weight = nnx.Param(jnp.ones((dim,), dtype))
+        self.bias = nnx.Param(jnp.zeros((dim,), dtype)) if bias else None
+        self.eps = eps
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        ms = jnp.mean(x * x, axis=-1, keepdims=True)  # (..., 1)
+        y = x * jax.lax.rsqrt(ms + self.eps) * self.weight[...]
+        return y if self.bias is None else y + self.bias[...]
+
+
+def norm_layer(cfg: GPTConfig, *, dtype=jnp.float32, fast: bool = False) -> LayerNorm | RMSNorm:
+    """The block's normalisation for ``cfg.norm`` (RMSNorm has no fast kernel: it is one fused reduction)."""
+    if cfg.norm == "rmsnorm":
+        return RMSNorm(cfg.n_embd, bias=cfg.bias, eps=cfg.layer_norm_eps, dtype=dtype)
+    return LayerNorm(cfg.n_embd, bias=cfg.bias, eps=cfg.layer_norm_eps, dtype=dtype, fast=fast)
+
+
+def rope(x: jax.Array, positions: jax.Array, theta: float = 10000.0) -> jax.Array:
+    """Rotary position embedding, half-split pairing (Llama's ``rotate_half``): with x = [x₁ | x₂],
+
+    RoPE(x)_t = [x₁ cos φ_t − x₂ sin φ_t | x₂ cos φ_t + x₁ sin φ_t],  φ_{t,i} = t · θ^(−2i/d_k).
+
+    x: (..., T, d_k); positions: integers broadcastable to (..., T). Twin of ``minigpt.reference.llama.rope``.
+    """
+    d_k = x.shape[-1]
+    inv_freq = 1.0 / theta ** (jnp.arange(0, d_k, 2).astype(x.dtype) / d_k)  # (d_k/2,)
+    phi = jnp.asarray(positions).astype(x.dtype)[..., None] * inv_freq  # (..., T, d_k/2)
+    cos, sin = jnp.cos(phi), jnp.sin(phi)
+    x1, x2 = jnp.split(x, 2, axis=-1)  # 2 × (..., T, d_k/2)
+    return jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)  # (..., T, d_k)
+
+
+def swiglu(gate: jax.Array, up: jax.Array) -> jax.Array:
+    """SwiGLU(g, u) = SiLU(g) ⊙ u, SiLU(g) = g · σ(g)."""
+    return jax.nn.silu(gate) * up
+
+
+def repeat_kv(x: jax.Array, n_rep: int) -> jax.Array:
+    """(B, H_kv, T, d_k) → (B, H_kv·n_rep, T, d_k): query head h reads key/value head h // n_rep."""
+    return x if n_rep == 1 else jnp.repeat(x, n_rep, axis=1)
+
+
 class CausalSelfAttention(nnx.Module):
     """MultiHead(x) = Concat(head_1..head_H) Wᴼ with head_i = attention(x W_i^Q, x W_i^K, x W_i^V, M).
 
     Without a cache, M is the causal mask over x. With ``cache=(K, V)`` — this layer's keys and values, each
-    (B, H, S, d_k) — the new keys and values are written into slots ``pos .. pos+T−1`` and the queries attend
+    (B, H_kv, S, d_k) — the new keys and values are written into slots ``pos .. pos+T−1`` and the queries attend
     all S slots under ``mask`` (B, 1, T, S) (``KVCache.mask``); the call then returns (y, new cache).
+    Llama's options: H_kv = n_kv_head < H key/value heads, each shared by H / H_kv query heads (``repeat_kv``,
+    after the cache, which stores H_kv heads); with pos="rope", q and k turn by ``positions`` ((T,) or (B, T),
+    ``KVCache.positions`` on the cached path).
     """
 
     def __init__(self, cfg: GPTConfig, *, rngs: nnx.Rngs, dtype=jnp.float32, fast: bool = False):
         C = cfg.n_embd
-        self.c_attn = Linear(C, 3 * C, bias=cfg.bias, std=0.02, rngs=rngs, dtype=dtype)
+        qkv = (cfg.n_head + 2 * cfg.kv_heads) * cfg.head_size
+        self.c_attn = Linear(C, qkv, bias=cfg.attn_bias, std=0.02, rngs=rngs, dtype=dtype)
         self.c_proj = Linear(C, C, bias=cfg.bias, std=0.02 / math.sqrt(2 * cfg.n_layer), rngs=rngs, dtype=dtype)
         self.attn_dropout = nnx.Dropout(cfg.dropout, rngs=rngs)
         self.resid_dropout = nnx.Dropout(cfg.dropout, rngs=rngs)
-        self.n_head = cfg.n_head
+        self.n_head, self.n_kv_head = cfg.n_head, cfg.kv_heads
+        self.rope_theta = cfg.rope_theta if cfg.pos == "rope" else None
         self.fast = fast
 
     def __call__(
@@ -118,19 +171,25 @@ class CausalSelfAttention(nnx.Module):
         mask: jax.Array | None = None,
         cache: tuple[jax.Array, jax.Array] | None = None,
         pos: jax.Array | int = 0,
+        positions: jax.Array | None = None,
         return_weights: bool = False,
     ):
         B, T, C = x.shape
-        H = self.n_head
-        q, k, v = jnp.split(self.c_attn(x), 3, axis=-1)  # 3 × (B, T, C)
-        q, k, v = (t.reshape(B, T, H, C // H).transpose(0, 2, 1, 3) for t in (q, k, v))  # (B, H, T, d_k)
+        H, H_kv, d_k = self.n_head, self.n_kv_head, C // self.n_head
+        q, k, v = jnp.split(self.c_attn(x), [H * d_k, (H + H_kv) * d_k], axis=-1)  # (B, T, H·d_k), 2 × (B, T, H_kv·d_k)
+        q = q.reshape(B, T, H, d_k).transpose(0, 2, 1, 3)  # (B, H, T, d_k)
+        k, v = (t.reshape(B, T, H_kv, d_k).transpose(0, 2, 1, 3) for t in (k, v))  # (B, H_kv, T, d_k)
+        if self.rope_theta is not None:
+            at = (jnp.arange(T) if positions is None else jnp.asarray(positions))[..., None, :]  # (B or 1, 1, T)
+            q, k = rope(q, at, self.rope_theta), rope(k, at, self.rope_theta)
         if cache is not None:
             if return_weights:
                 raise ValueError("attention weights are not returned on the cached path; call without cache=")
             zero = jnp.zeros((), jnp.int32)
             at = (zero, zero, jnp.asarray(pos, jnp.int32), zero)
             k, v = (jax.lax.dynamic_update_slice(c, t.astype(c.dtype), at) for c, t in zip(cache, (k, v), strict=True))
-            cache = (k, v)  # (B, H, S, d_k): every slot so far, stale ones hidden by the mask
+            cache = (k, v)  # (B, H_kv, S, d_k): every slot so far, stale ones hidden by the mask
+        k, v = repeat_kv(k, H // H_kv), repeat_kv(v, H // H_kv)  # (B, H, T or S, d_k)
         dropout_on = self.attn_dropout.rate > 0 and not self.attn_dropout.deterministic
         if self.fast and mask is None and cache is None and not return_weights and not dropout_on:
             y, weights = kernels.causal_attention(q, k, v), None  # the kernel never forms the weights
@@ -145,28 +204,35 @@ class CausalSelfAttention(nnx.Module):
 
 
 class MLP(nnx.Module):
-    """GELU(x W_fc + b_fc) W_proj + b_proj, C → 4C → C."""
+    """GELU(x W_fc + b_fc) W_proj + b_proj, C → 4C → C; with mlp="swiglu" (Llama),
+    (SiLU(x W_gate) ⊙ x W_fc) W_proj, C → F → C."""
 
     def __init__(self, cfg: GPTConfig, *, rngs: nnx.Rngs, dtype=jnp.float32, fast: bool = False):
-        C = cfg.n_embd
-        self.c_fc = Linear(C, 4 * C, bias=cfg.bias, std=0.02, rngs=rngs, dtype=dtype)
-        self.c_proj = Linear(4 * C, C, bias=cfg.bias, std=0.02 / math.sqrt(2 * cfg.n_layer), rngs=rngs, dtype=dtype)
+        C, F = cfg.n_embd, cfg.mlp_width
+        if cfg.mlp == "swiglu":
+            self.c_gate = Linear(C, F, bias=cfg.bias, std=0.02, rngs=rngs, dtype=dtype)
+        else:
+            self.c_gate = None
+        self.c_fc = Linear(C, F, bias=cfg.bias, std=0.02, rngs=rngs, dtype=dtype)
+        self.c_proj = Linear(F, C, bias=cfg.bias, std=0.02 / math.sqrt(2 * cfg.n_layer), rngs=rngs, dtype=dtype)
         self.dropout = nnx.Dropout(cfg.dropout, rngs=rngs)
         self.fast = fast
 
     def __call__(self, x: jax.Array) -> jax.Array:
+        if self.c_gate is not None:
+            return self.dropout(self.c_proj(swiglu(self.c_gate(x), self.c_fc(x))))  # (B, T, C)
         act = kernels.gelu if self.fast else gelu
         return self.dropout(self.c_proj(act(self.c_fc(x))))  # (B, T, C)
 
 
 class Block(nnx.Module):
-    """x + MHA(LN₁(x)), then + MLP(LN₂(·)); ``mask``/``cache``/``pos``/``return_weights`` go to the attention,
-    whose extra output (new cache or weights) the block returns beside x."""
+    """x + MHA(LN₁(x)), then + MLP(LN₂(·)); ``mask``/``cache``/``pos``/``positions``/``return_weights`` go to the
+    attention, whose extra output (new cache or weights) the block returns beside x."""
 
     def __init__(self, cfg: GPTConfig, *, rngs: nnx.Rngs, dtype=jnp.float32, fast: bool = False):
-        self.ln_1 = LayerNorm(cfg.n_embd, bias=cfg.bias, eps=cfg.layer_norm_eps, dtype=dtype, fast=fast)
+        self.ln_1 = norm_layer(cfg, dtype=dtype, fast=fast)
         self.attn = CausalSelfAttention(cfg, rngs=rngs, dtype=dtype, fast=fast)
-        self.ln_2 = LayerNorm(cfg.n_embd, bias=cfg.bias, eps=cfg.layer_norm_eps, dtype=dtype, fast=fast)
+        self.ln_2 = norm_layer(cfg, dtype=dtype, fast=fast)
         self.mlp = MLP(cfg, rngs=rngs, dtype=dtype, fast=fast)
 
     def __call__(self, x: jax.Array, **attn_options):

@@ -9,10 +9,13 @@ from minigpt.reference.functional import (
     merge_heads,
     mlp,
     multi_head_attention,
+    norm,
+    project_qkv,
     scaled_dot_product_attention,
     softmax,
     split_heads,
 )
+from minigpt.reference.llama import repeat_kv, rms_norm, rope, rope_angles, silu, swiglu
 from minigpt.reference.model import (
     attention_weights,
     block,
@@ -47,6 +50,14 @@ __all__ = [
     "merge_heads",
     "mlp",
     "multi_head_attention",
+    "norm",
+    "project_qkv",
+    "repeat_kv",
+    "rms_norm",
+    "rope",
+    "rope_angles",
+    "silu",
+    "swiglu",
     "scaled_dot_product_attention",
     "softmax",
     "split_heads",

@@ -11,6 +11,8 @@ import math
 
 import numpy as np
 
+from minigpt.reference.llama import repeat_kv, rms_norm, rope, swiglu
+
 
 def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
     """softmax(x)_i = exp(x_i - max x) / Σ_j exp(x_j - max x).
@@ -89,11 +91,38 @@ def merge_heads(x: np.ndarray) -> np.ndarray:
     return x.transpose(0, 2, 1, 3).reshape(B, T, H * d_k)
 
 
+def project_qkv(
+    x: np.ndarray,
+    attn: dict,
+    n_head: int,
+    n_kv_head: int | None = None,
+    positions: np.ndarray | None = None,
+    rope_theta: float = 10000.0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """[Q | K | V] = x W_attn + b_attn, split into heads: q (B, H, T, d_k), k and v (B, H_kv, T, d_k).
+
+    c_attn's columns are H query heads, then H_kv key heads, then H_kv value heads (H_kv = n_kv_head, default
+    H: GPT-2's C → 3C). With ``positions`` (integers broadcastable to (B, T)) q and k — never v — get RoPE.
+    """
+    H_kv = n_head if n_kv_head is None else n_kv_head
+    qkv = linear(x, attn["c_attn"]["weight"], attn["c_attn"].get("bias"))  # (B, T, (H + 2H_kv)·d_k)
+    d_k = qkv.shape[-1] // (n_head + 2 * H_kv)
+    q, k, v = np.split(qkv, [n_head * d_k, (n_head + H_kv) * d_k], axis=-1)
+    q, k, v = split_heads(q, n_head), split_heads(k, H_kv), split_heads(v, H_kv)
+    if positions is not None:
+        at = np.asarray(positions)[..., None, :]  # (B or 1, 1, T): the same positions for every head
+        q, k = rope(q, at, rope_theta), rope(k, at, rope_theta)
+    return q, k, v
+
+
 def multi_head_attention(
     x: np.ndarray,
     attn: dict,
     n_head: int,
     *,
+    n_kv_head: int | None = None,
+    positions: np.ndarray | None = None,
+    rope_theta: float = 10000.0,
     return_weights: bool = False,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Causal MultiHead(x) = Concat(head_1, …, head_H) Wᴼ, head_i = Attention(x W_i^Q, x W_i^K, x W_i^V).
@@ -101,16 +130,31 @@ def multi_head_attention(
     ``attn`` holds GPT-2's fused projection ``c_attn`` (C → 3C: [Q | K | V]) and the output
     projection ``c_proj`` (Wᴼ, C → C), each ``{"weight": (in, out), "bias": (out,)}``.
     x: (B, T, C) → (B, T, C); weights (B, H, T, T) too when ``return_weights``.
+    Llama's options (``project_qkv``): ``n_kv_head`` < n_head shares each key/value head among
+    n_head / n_kv_head query heads (``repeat_kv``); ``positions`` rotates q and k (RoPE).
     """
     T = x.shape[-2]
-    qkv = linear(x, attn["c_attn"]["weight"], attn["c_attn"].get("bias"))  # (B, T, 3C)
-    q, k, v = (split_heads(t, n_head) for t in np.split(qkv, 3, axis=-1))  # 3 × (B, H, T, d_k)
+    q, k, v = project_qkv(x, attn, n_head, n_kv_head, positions, rope_theta)  # (B, H, T, d_k), 2 × (B, H_kv, T, d_k)
+    n_rep = n_head // k.shape[1]
+    k, v = repeat_kv(k, n_rep), repeat_kv(v, n_rep)  # (B, H, T, d_k)
     out, weights = scaled_dot_product_attention(q, k, v, causal_mask(T, x.dtype), return_weights=True)
     y = linear(merge_heads(out), attn["c_proj"]["weight"], attn["c_proj"].get("bias"))  # (B, T, C)
     return (y, weights) if return_weights else y
 
 
 def mlp(x: np.ndarray, mlp_params: dict) -> np.ndarray:
-    """MLP(x) = GELU(x W_fc + b_fc) W_proj + b_proj, widening C → 4C → C."""
-    h = gelu(linear(x, mlp_params["c_fc"]["weight"], mlp_params["c_fc"].get("bias")))  # (B, T, 4C)
+    """MLP(x) = GELU(x W_fc + b_fc) W_proj + b_proj, widening C → 4C → C; with a gate ``c_gate`` (Llama)
+    SwiGLU instead: (SiLU(x W_gate) ⊙ x W_fc) W_proj, C → F → C."""
+    h = linear(x, mlp_params["c_fc"]["weight"], mlp_params["c_fc"].get("bias"))  # (B, T, F)
+    if "c_gate" in mlp_params:
+        h = swiglu(linear(x, mlp_params["c_gate"]["weight"], mlp_params["c_gate"].get("bias")), h)
+    else:
+        h = gelu(h)
     return linear(h, mlp_params["c_proj"]["weight"], mlp_params["c_proj"].get("bias"))  # (B, T, C)
+
+
+def norm(x: np.ndarray, p: dict, kind: str = "layernorm", eps: float = 1e-5) -> np.ndarray:
+    """The block's normalisation with gains ``p`` ({"weight", "bias"?}): ``layer_norm`` or ``rms_norm``
+    (``GPTConfig.norm``)."""
+    fn = rms_norm if kind == "rmsnorm" else layer_norm
+    return fn(x, p["weight"], p.get("bias"), eps)

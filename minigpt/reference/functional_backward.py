@@ -23,8 +23,19 @@ from minigpt.reference.functional import (
     layer_norm,
     linear,
     merge_heads,
+    project_qkv,
     scaled_dot_product_attention,
     split_heads,
+)
+from minigpt.reference.llama_backward import (
+    repeat_kv_backward,
+    repeat_kv_forward,
+    rms_norm_backward,
+    rms_norm_forward,
+    rope_backward,
+    rope_forward,
+    swiglu_backward,
+    swiglu_forward,
 )
 
 # -- elementwise and affine pieces ---------------------------------------------------------------
@@ -166,44 +177,94 @@ def merge_heads_backward(dout: np.ndarray, cache) -> np.ndarray:
     return split_heads(dout, cache)
 
 
-def multi_head_attention_forward(x: np.ndarray, attn: dict, n_head: int):
-    """Causal MultiHead(x) = Concat(head_1..head_H) Wᴼ + bᴼ, [Q|K|V] = x W_attn + b_attn. (B, T, C) → (B, T, C)."""
+def multi_head_attention_forward(
+    x: np.ndarray,
+    attn: dict,
+    n_head: int,
+    *,
+    n_kv_head: int | None = None,
+    positions: np.ndarray | None = None,
+    rope_theta: float = 10000.0,
+):
+    """Causal MultiHead(x) = Concat(head_1..head_H) Wᴼ + bᴼ, [Q|K|V] = x W_attn + b_attn. (B, T, C) → (B, T, C).
+
+    With Llama's options as in ``functional.multi_head_attention``: RoPE on q and k, then each of the
+    n_kv_head key/value heads repeated for its group of query heads.
+    """
     T = x.shape[-2]
-    qkv, c_attn = linear_forward(x, attn["c_attn"]["weight"], attn["c_attn"].get("bias"))  # (B, T, 3C)
-    heads = [split_heads_forward(t, n_head)[0] for t in np.split(qkv, 3, axis=-1)]  # 3 × (B, H, T, d_k)
-    out, sdpa = scaled_dot_product_attention_forward(*heads, causal_mask(T, x.dtype))  # (B, H, T, d_k)
+    q, k, v = project_qkv(x, attn, n_head, n_kv_head)  # (B, H, T, d_k), 2 × (B, H_kv, T, d_k)
+    c_attn = (x, attn["c_attn"]["weight"], "bias" in attn["c_attn"])  # linear_forward's cache of the projection
+    rot = None
+    if positions is not None:
+        at = np.asarray(positions)[..., None, :]  # (B or 1, 1, T)
+        (q, rot), (k, _) = rope_forward(q, at, rope_theta), rope_forward(k, at, rope_theta)
+    n_rep = n_head // k.shape[1]
+    (k, rep), (v, _) = repeat_kv_forward(k, n_rep), repeat_kv_forward(v, n_rep)  # (B, H, T, d_k)
+    out, sdpa = scaled_dot_product_attention_forward(q, k, v, causal_mask(T, x.dtype))  # (B, H, T, d_k)
     merged, merge = merge_heads_forward(out)  # (B, T, C)
     y, c_proj = linear_forward(merged, attn["c_proj"]["weight"], attn["c_proj"].get("bias"))
-    return y, (c_attn, sdpa, merge, c_proj, n_head)
+    return y, (c_attn, rot, rep, sdpa, merge, c_proj, n_head)
 
 
 def multi_head_attention_backward(dy: np.ndarray, cache) -> tuple[np.ndarray, dict]:
-    """Run the forward's steps backwards: c_proj → merge → attention → split → c_attn.
+    """Run the forward's steps backwards: c_proj → merge → attention → repeat → RoPE → split → c_attn.
 
     The fused projection's gradient is the concatenation [∂L/∂Q | ∂L/∂K | ∂L/∂V] along channels,
     mirroring the split of its output. Returns (dx, {"c_attn": {...}, "c_proj": {...}}).
     """
-    c_attn, sdpa, merge, c_proj, n_head = cache
+    c_attn, rot, rep, sdpa, merge, c_proj, n_head = cache
     dmerged, dw_proj, db_proj = linear_backward(dy, c_proj)  # (B, T, C)
     dout = merge_heads_backward(dmerged, merge)  # (B, H, T, d_k)
     dq, dk, dv = scaled_dot_product_attention_backward(dout, sdpa)
-    dqkv = np.concatenate([split_heads_backward(d, n_head) for d in (dq, dk, dv)], axis=-1)  # (B, T, 3C)
+    dk, dv = repeat_kv_backward(dk, rep), repeat_kv_backward(dv, rep)  # (B, H_kv, T, d_k)
+    if rot is not None:
+        dq, dk = rope_backward(dq, rot), rope_backward(dk, rot)
+    dqkv = np.concatenate([split_heads_backward(d, None) for d in (dq, dk, dv)], axis=-1)  # (B, T, (H + 2H_kv)d_k)
     dx, dw_attn, db_attn = linear_backward(dqkv, c_attn)
     return dx, {"c_attn": weight_bias(dw_attn, db_attn), "c_proj": weight_bias(dw_proj, db_proj)}
 
 
 def mlp_forward(x: np.ndarray, mlp_params: dict):
-    """MLP(x) = GELU(x W_fc + b_fc) W_proj + b_proj, C → 4C → C."""
-    h, c_fc = linear_forward(x, mlp_params["c_fc"]["weight"], mlp_params["c_fc"].get("bias"))  # (B, T, 4C)
-    a, act = gelu_forward(h)
+    """MLP(x) = GELU(x W_fc + b_fc) W_proj + b_proj, C → 4C → C; with ``c_gate``, SwiGLU:
+    (SiLU(x W_gate) ⊙ x W_fc) W_proj."""
+    h, c_fc = linear_forward(x, mlp_params["c_fc"]["weight"], mlp_params["c_fc"].get("bias"))  # (B, T, F)
+    c_gate = None
+    if "c_gate" in mlp_params:
+        g, c_gate = linear_forward(x, mlp_params["c_gate"]["weight"], mlp_params["c_gate"].get("bias"))  # (B, T, F)
+        a, act = swiglu_forward(g, h)
+    else:
+        a, act = gelu_forward(h)
     y, c_proj = linear_forward(a, mlp_params["c_proj"]["weight"], mlp_params["c_proj"].get("bias"))  # (B, T, C)
-    return y, (c_fc, act, c_proj)
+    return y, (c_fc, c_gate, act, c_proj)
 
 
 def mlp_backward(dy: np.ndarray, cache) -> tuple[np.ndarray, dict]:
-    """∂L/∂x through c_proj, GELU, c_fc in turn. Returns (dx, {"c_fc": {...}, "c_proj": {...}})."""
-    c_fc, act, c_proj = cache
+    """∂L/∂x through c_proj, the activation (GELU, or SwiGLU's two inputs), c_fc (and c_gate) in turn; x feeds
+    both of SwiGLU's projections, so its gradient is their sum. Returns (dx, {"c_fc", "c_proj"[, "c_gate"]})."""
+    c_fc, c_gate, act, c_proj = cache
     da, dw_proj, db_proj = linear_backward(dy, c_proj)
-    dh = gelu_backward(da, act)
+    grads = {}
+    if c_gate is None:
+        dh = gelu_backward(da, act)
+    else:
+        dg, dh = swiglu_backward(da, act)
+        dx_gate, dw_gate, db_gate = linear_backward(dg, c_gate)
+        grads["c_gate"] = weight_bias(dw_gate, db_gate)
     dx, dw_fc, db_fc = linear_backward(dh, c_fc)
-    return dx, {"c_fc": weight_bias(dw_fc, db_fc), "c_proj": weight_bias(dw_proj, db_proj)}
+    if c_gate is not None:
+        dx = dx + dx_gate
+    return dx, grads | {"c_fc": weight_bias(dw_fc, db_fc), "c_proj": weight_bias(dw_proj, db_proj)}
+
+
+def norm_forward(x: np.ndarray, p: dict, kind: str = "layernorm", eps: float = 1e-5):
+    """``functional.norm`` with its cache: LayerNorm or RMSNorm (``GPTConfig.norm``)."""
+    fn = rms_norm_forward if kind == "rmsnorm" else layer_norm_forward
+    y, cache = fn(x, p["weight"], p.get("bias"), eps)
+    return y, (kind, cache)
+
+
+def norm_backward(dy: np.ndarray, cache) -> tuple[np.ndarray, dict]:
+    """(dx, {"weight": dγ, "bias"?: dβ}) through the norm ``norm_forward`` applied."""
+    kind, inner = cache
+    dx, dw, db = (rms_norm_backward if kind == "rmsnorm" else layer_norm_backward)(dy, inner)
+    return dx, weight_bias(dw, db)

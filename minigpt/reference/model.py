@@ -4,6 +4,9 @@ h⁰ = wte[x] + wpe[0..T-1]
 hˡ = hˡ⁻¹ + MHA(LN₁(hˡ⁻¹));  hˡ = hˡ + MLP(LN₂(hˡ))        for l = 1..L
 logits = LN_f(hᴸ) · wteᵀ                                     (lm head tied to wte)
 L(θ) = −(1/N) Σ_i log P(x_{i+1} | x_≤i; θ)
+
+With the Llama options (``GPTConfig``): no wpe (``pos="rope"``: q and k rotate by position instead),
+RMSNorm for LN, SwiGLU for the MLP, n_kv_head key/value heads, and logits = LN_f(hᴸ) · W_lm_head if untied.
 """
 
 from __future__ import annotations
@@ -14,14 +17,14 @@ import numpy as np
 
 from minigpt.config import GPTConfig
 from minigpt.params import Params, param_shapes, unflatten_params, validate_params
-from minigpt.reference.functional import layer_norm, log_softmax, mlp, multi_head_attention
+from minigpt.reference.functional import log_softmax, mlp, multi_head_attention, norm
 from minigpt.validation import check_targets, check_tokens
 
 
 def init_params(cfg: GPTConfig, seed: int = 0, dtype: np.dtype | type = np.float32) -> Params:
     """GPT-2's initialisation: weights ~ N(0, 0.02), the residual projections (attn.c_proj,
     mlp.c_proj) ~ N(0, 0.02/√(2L)) so the residual stream's variance does not grow with depth;
-    biases 0, LayerNorm γ=1, β=0."""
+    biases 0, LayerNorm γ=1, β=0 (RMSNorm's γ=1 too; c_gate and an untied lm_head ~ N(0, 0.02))."""
     rng = np.random.default_rng(seed)
     flat = {}
     for name, shape in param_shapes(cfg).items():
@@ -36,32 +39,45 @@ def init_params(cfg: GPTConfig, seed: int = 0, dtype: np.dtype | type = np.float
 
 
 def block(x: np.ndarray, p: dict, cfg: GPTConfig, *, return_weights: bool = False):
-    """One pre-LayerNorm Transformer block: x + MHA(LN₁(x)), then + MLP(LN₂(·)). (B, T, C) → (B, T, C)."""
+    """One pre-norm Transformer block: x + MHA(LN₁(x)), then + MLP(LN₂(·)). (B, T, C) → (B, T, C)."""
     a, weights = multi_head_attention(
-        layer_norm(x, p["ln_1"]["weight"], p["ln_1"].get("bias"), cfg.layer_norm_eps),
+        norm(x, p["ln_1"], cfg.norm, cfg.layer_norm_eps),
         p["attn"],
         cfg.n_head,
+        n_kv_head=cfg.n_kv_head,
+        positions=np.arange(x.shape[-2]) if cfg.pos == "rope" else None,
+        rope_theta=cfg.rope_theta,
         return_weights=True,
     )
     x = x + a
-    x = x + mlp(layer_norm(x, p["ln_2"]["weight"], p["ln_2"].get("bias"), cfg.layer_norm_eps), p["mlp"])
+    x = x + mlp(norm(x, p["ln_2"], cfg.norm, cfg.layer_norm_eps), p["mlp"])
     return (x, weights) if return_weights else x
+
+
+def embed(params: Params, idx: np.ndarray, cfg: GPTConfig) -> np.ndarray:
+    """h⁰ = wte[idx] + wpe[0..T-1] (B, T, C); with RoPE just wte[idx] (positions enter the attention)."""
+    x = params["wte"]["weight"][idx]  # (B, T, C)
+    return x + params["wpe"]["weight"][: idx.shape[1]] if cfg.pos == "learned" else x
+
+
+def lm_head(h: np.ndarray, params: Params, cfg: GPTConfig) -> np.ndarray:
+    """logits = h · wteᵀ (tied), or h · W_lm_head with W stored (C, V)."""
+    return h @ params["wte"]["weight"].T if cfg.tie_embeddings else h @ params["lm_head"]["weight"]  # (B, T, V)
 
 
 def hidden_states(params: Params, idx: np.ndarray, cfg: GPTConfig) -> np.ndarray:
     """The final normalised hidden states LN_f(hᴸ), (B, T, C)."""
-    T = idx.shape[1]
-    x = params["wte"]["weight"][idx] + params["wpe"]["weight"][:T]  # (B, T, C)
+    x = embed(params, idx, cfg)
     for p in params["h"]:
         x = block(x, p, cfg)
-    return layer_norm(x, params["ln_f"]["weight"], params["ln_f"].get("bias"), cfg.layer_norm_eps)
+    return norm(x, params["ln_f"], cfg.norm, cfg.layer_norm_eps)
 
 
 def forward(params: Params, idx: np.ndarray, cfg: GPTConfig) -> np.ndarray:
     """Logits (B, T, V) for token ids idx (B, T); position t sees tokens 0..t only."""
     check_tokens(idx, cfg)
     validate_params(params, cfg)
-    return hidden_states(params, np.asarray(idx), cfg) @ params["wte"]["weight"].T  # (B, T, V)
+    return lm_head(hidden_states(params, np.asarray(idx), cfg), params, cfg)  # (B, T, V)
 
 
 def attention_weights(params: Params, idx: np.ndarray, cfg: GPTConfig) -> np.ndarray:
@@ -69,7 +85,7 @@ def attention_weights(params: Params, idx: np.ndarray, cfg: GPTConfig) -> np.nda
     check_tokens(idx, cfg)
     validate_params(params, cfg)
     idx = np.asarray(idx)
-    x = params["wte"]["weight"][idx] + params["wpe"]["weight"][: idx.shape[1]]
+    x = embed(params, idx, cfg)
     maps = []
     for p in params["h"]:
         x, w = block(x, p, cfg, return_weights=True)

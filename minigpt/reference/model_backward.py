@@ -7,6 +7,9 @@ Forward (caching what backward needs), then the same steps in reverse::
     logits = LN_f(hᴸ) wteᵀ                         ← tied head: wte gets a second gradient here
     L = −(1/N) Σ_kept log softmax(logits)[target]  ← ∂L/∂logits = (softmax − onehot) / N
 
+With the Llama options: no wpe (RoPE's rotations are undone inside the attention's backward), RMSNorm,
+SwiGLU, grouped key/value heads, and an untied head W (C, V): ∂L/∂W = Σ_rows hᵀ dlogits.
+
 ``loss_and_grads(params, idx, targets, cfg)`` returns ``(loss, grads)`` with ``grads`` in exactly the
 layout of ``params`` (``minigpt.params``), ready for ``minigpt.reference.optim``.
 """
@@ -19,15 +22,16 @@ from minigpt.config import GPTConfig
 from minigpt.params import Params, validate_params
 from minigpt.reference.functional import softmax
 from minigpt.reference.functional_backward import (
-    layer_norm_backward,
-    layer_norm_forward,
+    linear_backward,
+    linear_forward,
     mlp_backward,
     mlp_forward,
     multi_head_attention_backward,
     multi_head_attention_forward,
+    norm_backward,
+    norm_forward,
     residual_backward,
     residual_forward,
-    weight_bias,
 )
 from minigpt.reference.model import cross_entropy
 from minigpt.validation import check_targets, check_tokens
@@ -84,10 +88,11 @@ def cross_entropy_backward(dloss: np.ndarray | float, cache) -> np.ndarray:
 def block_forward(x: np.ndarray, p: dict, cfg: GPTConfig):
     """x + MHA(LN₁(x)), then + MLP(LN₂(·)) — as ``reference.block``, caching every step."""
     eps = cfg.layer_norm_eps
-    a, ln_1 = layer_norm_forward(x, p["ln_1"]["weight"], p["ln_1"].get("bias"), eps)
-    a, attn = multi_head_attention_forward(a, p["attn"], cfg.n_head)
+    a, ln_1 = norm_forward(x, p["ln_1"], cfg.norm, eps)
+    rope = {"positions": np.arange(x.shape[-2]), "rope_theta": cfg.rope_theta} if cfg.pos == "rope" else {}
+    a, attn = multi_head_attention_forward(a, p["attn"], cfg.n_head, n_kv_head=cfg.n_kv_head, **rope)
     x, _ = residual_forward(x, a)
-    m, ln_2 = layer_norm_forward(x, p["ln_2"]["weight"], p["ln_2"].get("bias"), eps)
+    m, ln_2 = norm_forward(x, p["ln_2"], cfg.norm, eps)
     m, mlp = mlp_forward(m, p["mlp"])
     x, _ = residual_forward(x, m)
     return x, (ln_1, attn, ln_2, mlp)
@@ -102,13 +107,13 @@ def block_backward(dy: np.ndarray, cache) -> tuple[np.ndarray, dict]:
     ln_1, attn, ln_2, mlp = cache
     dx, dm = residual_backward(dy, None)
     dm, g_mlp = mlp_backward(dm, mlp)
-    dm, dw2, db2 = layer_norm_backward(dm, ln_2)
+    dm, g_ln_2 = norm_backward(dm, ln_2)
     dx = dx + dm
     dx, da = residual_backward(dx, None)
     da, g_attn = multi_head_attention_backward(da, attn)
-    da, dw1, db1 = layer_norm_backward(da, ln_1)
+    da, g_ln_1 = norm_backward(da, ln_1)
     dx = dx + da
-    return dx, {"ln_1": weight_bias(dw1, db1), "attn": g_attn, "ln_2": weight_bias(dw2, db2), "mlp": g_mlp}
+    return dx, {"ln_1": g_ln_1, "attn": g_attn, "ln_2": g_ln_2, "mlp": g_mlp}
 
 
 def model_forward(params: Params, idx: np.ndarray, cfg: GPTConfig):
@@ -117,15 +122,20 @@ def model_forward(params: Params, idx: np.ndarray, cfg: GPTConfig):
     validate_params(params, cfg)
     idx = np.asarray(idx)
     T = idx.shape[1]
-    tok, tok_cache = embedding_forward(idx, params["wte"]["weight"])  # (B, T, C)
-    pos, pos_cache = embedding_forward(np.arange(T), params["wpe"]["weight"])  # (T, C)
-    x = tok + pos  # (B, T, C)
+    x, tok_cache = embedding_forward(idx, params["wte"]["weight"])  # (B, T, C)
+    pos_cache = None
+    if cfg.pos == "learned":
+        pos, pos_cache = embedding_forward(np.arange(T), params["wpe"]["weight"])  # (T, C)
+        x = x + pos  # (B, T, C)
     block_caches = []
     for p in params["h"]:
         x, c = block_forward(x, p, cfg)
         block_caches.append(c)
-    h, ln_f = layer_norm_forward(x, params["ln_f"]["weight"], params["ln_f"].get("bias"), cfg.layer_norm_eps)
-    logits, head = tied_lm_head_forward(h, params["wte"]["weight"])
+    h, ln_f = norm_forward(x, params["ln_f"], cfg.norm, cfg.layer_norm_eps)
+    if cfg.tie_embeddings:
+        logits, head = tied_lm_head_forward(h, params["wte"]["weight"])
+    else:
+        logits, head = linear_forward(h, params["lm_head"]["weight"])
     return logits, (tok_cache, pos_cache, block_caches, ln_f, head)
 
 
@@ -137,20 +147,22 @@ def model_backward(dlogits: np.ndarray, cache) -> Params:
     rows t ≥ T of wpe were not used and get zero.
     """
     tok_cache, pos_cache, block_caches, ln_f, head = cache
-    dh, dwte_head = tied_lm_head_backward(dlogits, head)
-    dx, dw_f, db_f = layer_norm_backward(dh, ln_f)
+    tied = len(head) == 2  # tied_lm_head_forward caches (h, wte); linear_forward (h, W, has_bias)
+    if tied:
+        dh, dwte_head = tied_lm_head_backward(dlogits, head)
+    else:
+        dh, dw_head, _ = linear_backward(dlogits, head)
+    dx, g_ln_f = norm_backward(dh, ln_f)
     block_grads = []
     for c in reversed(block_caches):
         dx, g = block_backward(dx, c)
         block_grads.append(g)
-    dwte = embedding_backward(dx, tok_cache) + dwte_head
-    dwpe = embedding_backward(dx.sum(axis=0), pos_cache)  # (T_max, C)
-    return {
-        "wte": {"weight": dwte},
-        "wpe": {"weight": dwpe},
-        "h": block_grads[::-1],
-        "ln_f": weight_bias(dw_f, db_f),
-    }
+    dwte = embedding_backward(dx, tok_cache)
+    grads: Params = {"wte": {"weight": dwte + dwte_head if tied else dwte}}
+    if pos_cache is not None:
+        grads["wpe"] = {"weight": embedding_backward(dx.sum(axis=0), pos_cache)}  # (T_max, C)
+    grads |= {"h": block_grads[::-1], "ln_f": g_ln_f}
+    return grads if tied else grads | {"lm_head": {"weight": dw_head}}
 
 
 def loss_and_grads(

@@ -866,3 +866,6 @@ def _attention_backward_check(fn):
         )
 
     return prop, inputs()
+
+
+from minigpt.testing.llama_checkers import *  # noqa: E402, F401, F403 - the Llama checkers (see there)

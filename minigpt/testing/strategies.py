@@ -21,17 +21,44 @@ def configs(
     max_vocab: int = 50,
     max_block: int = 12,
     bias: bool | None = None,
+    llama: bool = False,
 ) -> GPTConfig:
-    """A valid ``GPTConfig``: 1..max_layers layers, 1..max_heads heads, n_embd = heads × head size."""
+    """A valid ``GPTConfig``: 1..max_layers layers, 1..max_heads heads, n_embd = heads × head size.
+
+    ``llama=True`` also draws the Llama options (``llama_options``): RoPE or learned positions, RMSNorm or
+    LayerNorm, SwiGLU or GELU, n_kv_head (often < n_head), tied or not, a c_attn-only bias, the MLP width.
+    """
     n_head = draw(st.integers(1, max_heads))
     head_size = draw(st.integers(1, max_head_size))
-    return GPTConfig(
+    cfg = GPTConfig(
         vocab_size=draw(st.integers(2, max_vocab)),
         block_size=draw(st.integers(1, max_block)),
         n_layer=draw(st.integers(1, max_layers)),
         n_head=n_head,
         n_embd=n_head * head_size,
         bias=draw(st.booleans()) if bias is None else bias,
+    )
+    return draw(llama_options(cfg)) if llama else cfg
+
+
+@st.composite
+def llama_options(draw: st.DrawFn, cfg: GPTConfig) -> GPTConfig:
+    """``cfg`` with Llama's options drawn; n_kv_head is a divisor of n_head (a proper one when there is one, half
+    the time), and an odd head size is made even when RoPE is drawn (RoPE turns pairs of channels)."""
+    pos = draw(st.sampled_from(["rope", "learned"]))
+    n_embd = cfg.n_embd + cfg.n_head if pos == "rope" and cfg.head_size % 2 else cfg.n_embd
+    divisors = [d for d in range(1, cfg.n_head) if cfg.n_head % d == 0]
+    grouped = bool(divisors) and draw(st.booleans())
+    return cfg.replace(
+        n_embd=n_embd,
+        pos=pos,
+        rope_theta=draw(st.sampled_from([10000.0, 100.0, 500000.0])),
+        norm=draw(st.sampled_from(["rmsnorm", "layernorm"])),
+        mlp=draw(st.sampled_from(["swiglu", "gelu"])),
+        mlp_hidden=draw(st.one_of(st.none(), st.integers(1, 12))),
+        n_kv_head=draw(st.sampled_from(divisors)) if grouped else draw(st.sampled_from([None, cfg.n_head])),
+        tie_embeddings=draw(st.booleans()),
+        qkv_bias=draw(st.sampled_from([None, True, False])),
     )
 
 
