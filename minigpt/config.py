@@ -18,7 +18,8 @@ class GPTConfig:
     dropout: rate used in training mode; layer_norm_eps: ε in LayerNorm.
 
     The Llama family's options (all default to GPT-2): pos, rope_theta, norm, mlp, mlp_hidden,
-    n_kv_head, tie_embeddings, qkv_bias — one comment each below; ``GPTConfig.preset("llama-baby")``.
+    n_kv_head, tie_embeddings, qkv_bias — each described in ``FIELD_DOCS`` (the one source of the
+    ``minigpt train --help`` lines); ``GPTConfig.preset("llama-baby")``.
     """
 
     vocab_size: int
@@ -29,14 +30,14 @@ class GPTConfig:
     bias: bool = True
     dropout: float = 0.0
     layer_norm_eps: float = 1e-5
-    pos: str = "learned"  # "learned": wpe added to wte (GPT-2); "rope": rotary q/k positions, no wpe (Llama)
-    rope_theta: float = 10000.0  # RoPE frequency base θ: pair i turns by position · θ^(−2i/d_k)
-    norm: str = "layernorm"  # "layernorm" (x − μ)/σ·γ + β, or "rmsnorm" x/rms(x)·γ (ε is layer_norm_eps)
-    mlp: str = "gelu"  # "gelu": GELU(x W_fc) W_proj; "swiglu": (SiLU(x W_gate) ⊙ x W_fc) W_proj
-    mlp_hidden: int | None = None  # the MLP's hidden width F; None means 4·n_embd
-    n_kv_head: int | None = None  # key/value heads H_kv (grouped-query attention); None means n_head
-    tie_embeddings: bool = True  # lm head = wteᵀ; False stores its own lm_head.weight (C, V)
-    qkv_bias: bool | None = None  # a bias on c_attn alone (Qwen2: True with bias=False); None follows bias
+    pos: str = "learned"
+    rope_theta: float = 10000.0
+    norm: str = "layernorm"
+    mlp: str = "gelu"
+    mlp_hidden: int | None = None
+    n_kv_head: int | None = None
+    tie_embeddings: bool = True
+    qkv_bias: bool | None = None
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
@@ -169,6 +170,14 @@ FIELD_DOCS: dict[str, str] = {
     "bias": "biases in the Linear and LayerNorm layers",
     "dropout": "dropout rate in training, in [0, 1)",
     "layer_norm_eps": "epsilon added to the variance in LayerNorm",
+    "pos": '"learned": wpe added to wte (GPT-2); "rope": rotary q/k positions, no wpe (Llama)',
+    "rope_theta": "RoPE frequency base θ: pair i turns by position · θ^(−2i/d_k)",
+    "norm": '"layernorm" (x − μ)/σ·γ + β, or "rmsnorm" x/rms(x)·γ (ε is layer_norm_eps)',
+    "mlp": '"gelu": GELU(x W_fc) W_proj; "swiglu": (SiLU(x W_gate) ⊙ x W_fc) W_proj',
+    "mlp_hidden": "the MLP's hidden width F; None means 4·n_embd",
+    "n_kv_head": "key/value heads H_kv (grouped-query attention); None means n_head",
+    "tie_embeddings": "lm head = wteᵀ; False stores its own lm_head.weight (C, V)",
+    "qkv_bias": "a bias on c_attn alone (Qwen2: True with bias=False); None follows bias",
 }
 
 

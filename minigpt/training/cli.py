@@ -40,9 +40,17 @@ def build_parser() -> argparse.ArgumentParser:
         _add(train_opts, f"train.{f.name}", f.name, kind, f"{TRAIN_DOCS[f.name]} (default {f.default!r})")
     model_opts = parser.add_argument_group("model (GPTConfig; defaults from --preset)")
     for f in dataclasses.fields(GPTConfig):
-        kind = _parse_bool if f.name == "bias" else (float if f.type in ("float", float) else int)
-        _add(model_opts, f"model.{f.name}", f.name, kind, FIELD_DOCS[f.name])
+        _add(model_opts, f"model.{f.name}", f.name, _model_kind(f), FIELD_DOCS[f.name])
     return parser
+
+
+def _model_kind(f: dataclasses.Field) -> type:
+    """How to parse a GPTConfig field from the command line, from its annotation ("int | None" parses ints)."""
+    t = str(f.type)
+    for name, kind in (("bool", _parse_bool), ("float", float), ("str", str)):
+        if name in t:
+            return kind
+    return int
 
 
 def _add(group: argparse._ArgumentGroup, dest: str, name: str, kind: type, help_text: str) -> None:

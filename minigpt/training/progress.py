@@ -22,8 +22,9 @@ from minigpt.training.optim import learning_rate
 
 
 def flops_per_token(cfg: GPTConfig) -> float:
-    """6N + 12·L·C·T (forward + backward), N = parameters without wpe (wte counts: it is also the lm head)."""
-    n = cfg.num_params() - cfg.block_size * cfg.n_embd
+    """6N + 12·L·C·T (forward + backward), N = parameters without wpe (a lookup, not a product; rotary models
+    have none; wte counts: it is also the tied lm head)."""
+    n = cfg.num_params() - (cfg.block_size * cfg.n_embd if cfg.pos == "learned" else 0)
     return 6.0 * n + 12.0 * cfg.n_layer * cfg.n_embd * cfg.block_size
 
 
