@@ -181,3 +181,30 @@ def test_resume_while_a_trainer_runs_is_refused_at_once(tmp_path, data_dir, caps
         holder.kill()
         holder.wait()
     assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != ".lock"} == before
+
+
+def test_every_model_option_parses_to_its_fields_type():
+    """Strings, optional ints and booleans of GPTConfig come through the command line as GPTConfig wants them."""
+    from minigpt.config import GPTConfig
+    from minigpt.training.cli import build_parser
+
+    args = vars(
+        build_parser().parse_args(
+            ["--pos", "rope", "--norm", "rmsnorm", "--mlp", "swiglu", "--n_kv_head", "2", "--mlp-hidden", "96"]
+            + ["--tie_embeddings", "false", "--rope_theta", "5e5", "--qkv_bias", "--n_layer", "3"]
+        )
+    )
+    got = {k.split(".", 1)[1]: v for k, v in args.items() if k.startswith("model.") and v is not None}
+    assert got == {
+        "pos": "rope",
+        "norm": "rmsnorm",
+        "mlp": "swiglu",
+        "n_kv_head": 2,
+        "mlp_hidden": 96,
+        "tie_embeddings": False,
+        "rope_theta": 500000.0,
+        "qkv_bias": True,
+        "n_layer": 3,
+    }
+    cfg = GPTConfig.preset("baby").replace(**got)  # and GPTConfig accepts them
+    assert cfg.kv_heads == 2 and cfg.mlp_width == 96
