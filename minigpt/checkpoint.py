@@ -19,8 +19,11 @@ restores and says so.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
 import json
+import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -119,6 +122,24 @@ def _stderr(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
+@contextlib.contextmanager
+def _quiet_failed_reads():
+    """Orbax reads a checkpoint's arrays in concurrent asyncio tasks; when the files are damaged, the tasks it
+    never awaits log 'Task exception was never retrieved' and a page of TensorStore spec once they are collected
+    (and raise 'Event loop is closed' from their callbacks).
+    ``restore`` reports the damage in one line itself, so those records are dropped while it tries."""
+    log = logging.getLogger("asyncio")
+    level, hook = log.level, sys.unraisablehook
+    log.setLevel(logging.CRITICAL + 1)
+    sys.unraisablehook = lambda unraisable: None  # their callbacks also hit a closed event loop when collected
+    try:
+        yield
+    finally:
+        gc.collect()  # collect the failed tasks now, while their records are still dropped
+        log.setLevel(level)
+        sys.unraisablehook = hook
+
+
 def _reason(error: BaseException) -> str:
     """The first line of an error, short: TensorStore's messages run to many lines of C++ context."""
     text = (str(error).strip().splitlines() or [type(error).__name__])[0]
@@ -146,6 +167,11 @@ def restore(
     """
     directory = Path(directory)
     mngr = manager(directory, read_only=True)
+    with _quiet_failed_reads():
+        return _restore_newest(mngr, directory, cfg, abstract_opt_state, step, shardings, check, warn)
+
+
+def _restore_newest(mngr, directory, cfg, abstract_opt_state, step, shardings, check, warn):
     problems = []
     for candidate in _candidates(mngr, directory, step):
         where = f"checkpoint step {candidate} ({directory / str(candidate)})"
