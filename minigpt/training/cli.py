@@ -36,7 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     defaults = TrainConfig()
     train_opts = parser.add_argument_group("training (TrainConfig)")
     for f in dataclasses.fields(TrainConfig):
-        kind = _parse_bool if f.type in ("bool", bool) else type(getattr(defaults, f.name))
+        default = getattr(defaults, f.name)
+        kind = _parse_bool if f.type in ("bool", bool) else str if default is None else type(default)
         _add(train_opts, f"train.{f.name}", f.name, kind, f"{TRAIN_DOCS[f.name]} (default {f.default!r})")
     model_opts = parser.add_argument_group("model (GPTConfig; defaults from --preset)")
     for f in dataclasses.fields(GPTConfig):
@@ -82,6 +83,10 @@ def resolve(argv: list[str]) -> tuple[GPTConfig, TrainConfig, bool]:
         cfg = GPTConfig.from_dict({**saved["model"], **model_over})
         return cfg, TrainConfig(**{**saved["train"], **train_over}), True
     tcfg = TrainConfig(**train_over)
+    if tcfg.init_from:
+        from minigpt.training.init_from import resolve_model
+
+        return resolve_model(tcfg, model_over), tcfg, False
     vocab = data.load_meta(tcfg.data)["vocab_size"]
     if "vocab_size" in model_over and model_over["vocab_size"] != vocab:
         given = model_over["vocab_size"]
