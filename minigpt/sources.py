@@ -75,6 +75,8 @@ def split_text(text: str, val_fraction: float) -> dict[str, str]:
 
 
 def _text_file(path: Path, val_fraction: float) -> Source:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file; a corpus is one of {', '.join(NAMED)} or a UTF-8 text file")
     text = corpus.read_utf8(path)
     if not text.strip():
         raise ValueError(f"{path}: the corpus is empty (no non-whitespace text)")

@@ -347,3 +347,11 @@ def test_shared_bpe_tokenizer_is_trained_on_both_train_splits(tmp_path, monkeypa
 def _merges(texts, tmp_path):
     ByteLevelBPE.train(texts, 400).save(tmp_path / "expected")
     return (tmp_path / "expected" / "merges.txt").read_bytes()
+
+
+def test_an_unknown_vocab_corpus_is_named(tmp_path, capsys):
+    (tmp_path / "ok.txt").write_text(TEXT, encoding="utf-8")
+    assert cli.main(["prepare", str(tmp_path / "ok.txt"), "--out", str(tmp_path / "o"), "--vocab-corpora", "nope"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "nope: no such file" in err and "peoples-daily" in err and "\n" not in err
+    assert not (tmp_path / "o").exists()
