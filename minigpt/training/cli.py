@@ -1,7 +1,8 @@
 """``minigpt train``: every TrainConfig and GPTConfig field is an option, its help line taken from the field's doc.
 
 Settings are layered: preset < ``--config`` file < flags < the data's vocab_size. With ``--resume`` the run's
-saved ``config.json`` is the base instead and only explicitly given settings apply.
+saved ``config.json`` is the base instead and only explicitly given settings apply; with ``--init-from`` the
+model is the source's (``minigpt.training.init_from``).
 """
 
 from __future__ import annotations
