@@ -154,3 +154,11 @@ def test_mismatches_are_one_line_cli_errors(source, tmp_path, capsys):
     assert "Hugging Face" in _one_line_error(capsys)
     for d in "abcde":
         assert not (tmp_path / d / "checkpoints").exists()
+
+
+def test_help_shows_the_option():
+    from minigpt.training.cli import build_parser
+    from minigpt.training.config import TRAIN_DOCS
+
+    text = " ".join(build_parser().format_help().split())
+    assert "--init_from X, --init-from X" in text and " ".join(TRAIN_DOCS["init_from"].split()) in text
