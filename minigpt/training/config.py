@@ -56,6 +56,9 @@ class TrainConfig:
     fast_kernels: bool = _field(True, "minigpt.kernels: the same numbers as the plain model, less memory and time")
     progress: bool = _field(True, "show a tqdm progress bar on stderr")
     mesh: str = _field("", "device mesh, e.g. 'data=4,fsdp=2' (minigpt.distributed); '': one device")
+    init_from: str | None = _field(
+        None, "start from the weights of a run dir or Hugging Face dir (fresh optimizer, schedule, step 0)"
+    )
 
     def __post_init__(self) -> None:
         positive = ("batch_size", "grad_accum", "max_steps", "eval_interval", "eval_batches", "log_interval")
@@ -76,6 +79,8 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig.{name} must be in [0, 1), got {getattr(self, name)!r}")
         if self.min_lr > self.lr:
             raise ValueError(f"TrainConfig.min_lr={self.min_lr} exceeds lr={self.lr}; the cosine decays from lr down")
+        if self.init_from is not None and (not isinstance(self.init_from, str) or not self.init_from):
+            raise ValueError(f"TrainConfig.init_from must be a directory path or None, got {self.init_from!r}")
         if self.preset not in PRESETS:
             raise ValueError(f"unknown preset {self.preset!r}; choose one of {sorted(PRESETS)}")
         if self.compute_dtype not in COMPUTE_DTYPES:

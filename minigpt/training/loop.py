@@ -22,6 +22,7 @@ import numpy as np
 from minigpt import checkpoint, hostmem, runs
 from minigpt.config import GPTConfig
 from minigpt.params import Params
+from minigpt.training import init_from
 from minigpt.training.config import TrainConfig, pin_decay, resume_config
 from minigpt.training.inputs import load_tokens, micro_batches, samplers
 from minigpt.training.progress import Progress
@@ -61,6 +62,8 @@ def train(
         else:
             tcfg = _fresh_run(tcfg, ckpt_dir)
             state = State(None, None, 0, dropout_key(tcfg.seed))
+            if tcfg.init_from:
+                state.params, origin = init_from.initial_params(cfg, tcfg, log)
         steps = compiled_steps(cfg, StepSpec.of(tcfg), tcfg.mesh)
         state = _placed(steps, cfg, tcfg, state)
         runs.write_config(run_dir, cfg.to_dict(), dataclasses.asdict(tcfg))
@@ -68,6 +71,8 @@ def train(
         train_batches, val_batches = samplers(train_tokens, val_tokens, cfg, tcfg)
         mngr = checkpoint.manager(ckpt_dir, keep=tcfg.keep_checkpoints)
         metrics = runs.MetricsLog(run_dir, state.step if resume else None)
+        if not resume and tcfg.init_from:
+            metrics.write({"step": 0, "init_from": origin})
         progress = Progress(cfg, tcfg, state.step)
 
         def save() -> None:
@@ -188,9 +193,10 @@ def _set_aside_newer(ckpt_dir: Path, start: int, log: Callable[[str], None]) -> 
 
 
 def _placed(steps: Steps, cfg: GPTConfig, tcfg: TrainConfig, state: State) -> State:
-    """A fresh run's initial parameters and optimizer state in the mesh's layout (restored ones already are)."""
-    if state.params is None:
-        state.params = steps.place_params(init_params(cfg, tcfg.seed))
+    """A fresh run's initial parameters (unless --init-from gave them) and optimizer state in the mesh's layout
+    (restored ones already are)."""
+    if state.opt_state is None:  # a fresh run, perhaps with --init-from's weights
+        state.params = steps.place_params(init_params(cfg, tcfg.seed) if state.params is None else state.params)
         state.opt_state = steps.init_opt_state(state.params)
     return state
 

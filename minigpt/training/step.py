@@ -88,9 +88,10 @@ class StepSpec:
     @classmethod
     def of(cls, tcfg: TrainConfig) -> StepSpec:
         # Fields that do not enter the computation are reset so that runs differing only there share compiles
-        # (the decay horizon is pinned first: by default it is max_steps).
+        # (the decay horizon is pinned first: by default it is max_steps); init_from only picks the first params.
         tcfg = tcfg.replace(lr_decay_steps=tcfg.decay_steps)
-        return cls(tcfg.replace(**{name: TrainConfig.__dataclass_fields__[name].default for name in RESUMABLE_CHANGES}))
+        unused = RESUMABLE_CHANGES | {"init_from"}
+        return cls(tcfg.replace(**{name: TrainConfig.__dataclass_fields__[name].default for name in unused}))
 
 
 def _divisor(count: jax.Array) -> jax.Array:
