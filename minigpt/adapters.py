@@ -30,6 +30,7 @@ LAYERS = ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj", "mlp.c_gate") 
 SHORT = {"c_attn": ("attn.c_attn",), "c_proj": ("attn.c_proj", "mlp.c_proj"), "c_fc": ("mlp.c_fc",)}
 SHORT["c_gate"] = ("mlp.c_gate",)
 TARGET_NAMES = (*SHORT, *LAYERS)
+DEFAULT_TARGETS = "c_attn,c_proj"  # the attention's projections, as the LoRA paper adapts first
 
 
 def parse_targets(text: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
@@ -86,8 +87,11 @@ def adapter_shapes(cfg: GPTConfig, spec: LoraSpec) -> dict[str, tuple[int, int]]
 
 
 def init_adapters(cfg: GPTConfig, spec: LoraSpec, seed: int = 0, dtype: np.dtype | type = np.float32) -> Params:
-    """Fresh adapters: A ~ N(0, 1/in), B = 0 (so W' = W at the start), nested like the params."""
-    rng = np.random.default_rng(seed)
+    """Fresh adapters: A ~ N(0, 1/in), B = 0 (so W' = W at the start), nested like the params.
+
+    The draws come from a stream of their own (seeded by (seed, 0x10A)), not the one ``init_params(seed)`` uses.
+    """
+    rng = np.random.default_rng([seed, 0x10A])
     flat = {}
     for name, shape in adapter_shapes(cfg, spec).items():
         if name.endswith(".A"):
@@ -117,6 +121,22 @@ def adapted_layers(adapters: Params) -> list[str]:
     return [name[: -len(".A")] for name in flatten_params(adapters) if name.endswith(".A")]
 
 
-def spec_of(rank: int, alpha: float, targets: str) -> LoraSpec | None:
-    """The ``LoraSpec`` of training settings, or None when rank is 0 (LoRA off)."""
-    return None if rank == 0 else LoraSpec(rank, alpha, parse_targets(targets))
+def spec_from_train(train: dict) -> LoraSpec | None:
+    """The ``LoraSpec`` recorded in a run's train settings (config.json or a checkpoint's meta), None if off."""
+    rank = int(train.get("lora_rank", 0))  # runs from before LoRA have no such fields: off
+    if rank == 0:
+        return None
+    return LoraSpec(rank, float(train["lora_alpha"]), parse_targets(train["lora_targets"] or DEFAULT_TARGETS))
+
+
+def join(params: Params, adapters: Params | None) -> Params:
+    """One tree holding both, A and B beside each adapted layer's weight: what a LoRA run's checkpoint stores."""
+    return params if adapters is None else unflatten_params({**flatten_params(params), **flatten_params(adapters)})
+
+
+def split(tree: Params) -> tuple[Params, Params | None]:
+    """Inverse of ``join``: (base params, adapters or None when the tree holds none)."""
+    flat = flatten_params(tree)
+    lora = {k: v for k, v in flat.items() if k.endswith((".A", ".B"))}
+    base = unflatten_params({k: v for k, v in flat.items() if k not in lora})
+    return base, (unflatten_params(lora) if lora else None)
