@@ -30,7 +30,7 @@ LAYERS = ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj", "mlp.c_gate") 
 SHORT = {"c_attn": ("attn.c_attn",), "c_proj": ("attn.c_proj", "mlp.c_proj"), "c_fc": ("mlp.c_fc",)}
 SHORT["c_gate"] = ("mlp.c_gate",)
 TARGET_NAMES = (*SHORT, *LAYERS)
-DEFAULT_TARGETS = "c_attn,c_proj"  # the attention's projections, as the LoRA paper adapts first
+DEFAULT_TARGETS = "attn.c_attn,attn.c_proj"  # the attention's projections, which the LoRA paper adapts
 
 
 def parse_targets(text: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:

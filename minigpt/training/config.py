@@ -59,7 +59,9 @@ class TrainConfig:
     mesh: str = _field("", "device mesh, e.g. 'data=4,fsdp=2' (minigpt.distributed); '': one device")
     lora_rank: int = _field(0, "LoRA rank r: train low-rank adapters on a frozen base (minigpt.adapters); 0: off")
     lora_alpha: float = _field(16.0, "LoRA α: the adapters' update x A B is scaled by α / r")
-    lora_targets: str = _field("", "LoRA's layers, e.g. c_attn,c_proj,c_fc,c_gate or mlp.c_proj; '': c_attn,c_proj")
+    lora_targets: str = _field(
+        "", "LoRA's layers, e.g. c_attn,c_proj,c_fc,c_gate or mlp.c_proj; '': attn.c_attn,attn.c_proj"
+    )
 
     def __post_init__(self) -> None:
         positive = ("batch_size", "grad_accum", "max_steps", "eval_interval", "eval_batches", "log_interval")
