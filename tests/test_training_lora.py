@@ -13,7 +13,7 @@ import pytest
 from train_data import CFG, cli_args, tcfg_for, write_data
 
 from minigpt import adapters as AD
-from minigpt.params import flatten_params
+from minigpt.params import flatten_params, weight_decay_mask
 from minigpt.reference import init_params
 from minigpt.reference.lora import merge_params
 from minigpt.runs import load_lora, load_run, read_metrics
@@ -70,6 +70,7 @@ def test_optimizer_state_holds_only_adapter_sized_moments(data_dir, tmp_path):
     shapes = sorted(leaf.shape for leaf in jax.tree.leaves(state) if leaf.ndim > 0)
     adapter = sorted(AD.adapter_shapes(CFG, steps.lora).values())
     assert shapes == sorted(adapter * 2)  # AdamW's μ and ν per adapter tensor, nothing of the base's size
+    assert all(jax.tree.leaves(weight_decay_mask(steps.abstract_trained)))  # A and B are decayed towards 0
 
 
 def test_resume_of_a_lora_run_is_bit_exact(full_run, data_dir, tmp_path):
