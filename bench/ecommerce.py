@@ -11,7 +11,8 @@ baselines a user would pick instead, and sentiment control judged by an independ
 3. the ablation: trunk (from scratch / pretrained on reviews / news then reviews) × fine-tuning (full / head only /
    LoRA) × pooling (last / mean), each fine-tuned on 90% of train with early stopping on the other 10% (never on
    val); plus the zero-shot Bayes classifier argmax_ℓ log P(x | <ℓ>) of the LM alone;
-4. sentiment control: ``--samples`` reviews generated after each control token, judged by the TF-IDF baseline
+4. sentiment control: ``--samples`` reviews generated after each control token, plain (γ = 0) and with
+   contrastive guidance ℓ + γ(ℓ − ℓ_other) (``sentiment.guided_generate``), judged by the TF-IDF baseline
    (independent of the GPT); the moderation filter's rejections.
 Rows whose prerequisites are not in this checkout print "needs ..." instead of a figure. Writes WORK/results.json
 and WORK/confusion.png; prints the table and the seconds each stage took.
@@ -55,9 +56,10 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--clf-lr", type=float, default=1e-3, help="trunk learning rate when fine-tuning")
     p.add_argument("--head-lr", type=float, default=3e-3)
     p.add_argument("--dropout", type=float, default=0.1, help="dropout while fine-tuning")
-    p.add_argument("--rows", default="all", help="comma-separated row numbers (1-based) of ROWS, or 'all'")
+    p.add_argument("--rows", default="all", help="comma-separated row numbers (1-based) of ROWS, 'all' or 'none'")
     p.add_argument("--samples", type=int, default=200, help="generated reviews per label")
-    p.add_argument("--temperature", type=float, default=0.8)
+    p.add_argument("--guidance", default="0,2", help="comma-separated guidance strengths γ (0: plain sampling)")
+    p.add_argument("--temperature", type=float, default=0.7)
     p.add_argument("--top-k", type=int, default=40)
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args()
@@ -118,7 +120,7 @@ def main() -> None:
     hold = np.random.default_rng(args.seed).random(len(tr_y)) < 0.1
     fit, held = ~hold, hold
 
-    selected = ROWS if args.rows == "all" else [ROWS[int(i) - 1] for i in args.rows.split(",")]
+    selected = {"all": ROWS, "none": ()}.get(args.rows) or [ROWS[int(i) - 1] for i in args.rows.split(",")]
     p_gpt = {}
     for trunk, mode, pooling in selected:
         name = f"GPT {TRUNKS[trunk]}, {mode} fine-tuning, {pooling} pool"
@@ -216,20 +218,17 @@ def fine_tune_row(C, gpt, cfg, mode, pooling, x, m, y, fit, held, args):  # noqa
 
 
 def generate_reviews(gpt: Any, cfg: Any, tok: Any, args: argparse.Namespace) -> dict[str, list[str]]:
-    """``args.samples`` reviews after each control token (temperature, top-k), cut at the first newline."""
-    from minigpt.apps.sentiment import LABELS, control_id
-    from minigpt.generate import generate
-    from minigpt.model import from_params
+    """``args.samples`` reviews after each control token for each guidance γ (``guided_generate``: γ = 0 is
+    plain conditional sampling), cut at the first newline; keys "pos γ=2"."""
+    from minigpt.apps.sentiment import LABELS, guided_generate
 
-    model = from_params(gpt, cfg)
-    newline = tok.encode("\n")[0]
     out = {}
-    for k, label in enumerate(LABELS):
-        rows = generate(
-            model, [[control_id(tok, label)]] * args.samples, max_new_tokens=cfg.block_size - 1,
-            temperature=args.temperature, top_k=args.top_k, stop_tokens=[newline], seed=args.seed + k,
-        )  # fmt: skip
-        out[label] = [tok.decode([i for i in r if i != newline]) for r in rows]
+    for g in (float(v) for v in args.guidance.split(",")):
+        for k, label in enumerate(LABELS):
+            out[f"{label} γ={g:g}"] = guided_generate(
+                gpt, cfg, tok, label, args.samples, guidance=g, temperature=args.temperature, top_k=args.top_k,
+                seed=args.seed + k,
+            )  # fmt: skip
     return out
 
 
@@ -239,16 +238,17 @@ def judge(generated: dict[str, list[str]], tfidf: Any, C: Any) -> tuple[dict[str
     from minigpt.apps.moderation import ModerationFilter
 
     control: dict[str, Any] = {}
-    for label, texts in generated.items():
+    for key, texts in generated.items():
+        label = key.split()[0]
         nonempty = [t for t in texts if t]
         hits = int((predict(tfidf, nonempty) == C.CLASSES.index(label)).sum()) if nonempty else 0
-        control[label] = {
+        control[key] = {
             "n": len(texts),
             "empty": len(texts) - len(nonempty),
             "accuracy_tfidf_judge": hits / len(texts),
         }
     mod = ModerationFilter(banned=["差评", "垃圾"], neg_prob=lambda ts: 1.0 - tfidf.predict_proba(ts), max_neg_prob=0.9)
-    rejected = {label: len(mod.filter([t for t in texts if t])[1]) for label, texts in generated.items()}
+    rejected = {key: len(mod.filter([t for t in texts if t])[1]) for key, texts in generated.items()}
     return control, rejected
 
 
@@ -295,7 +295,7 @@ def write_outputs(work, args, run, rows, control, rejected, generated, times, n_
             f"{r['precision_pos']:7.3f} {r['recall_pos']:7.3f}"
         )
     for label, c in control.items():
-        print(f"control <{label}>: {c['accuracy_tfidf_judge']:.3f} of {c['n']} generated reviews judged {label} by "
+        print(f"control <{label}>: {c['accuracy_tfidf_judge']:.3f} of {c['n']} generated reviews judged {label.split()[0]} by "
               f"TF-IDF ({c['empty']} empty); moderation rejected {rejected.get(label, '-')}")  # fmt: skip
     for label, texts in generated.items():
         print(f"<{label}> samples:", " | ".join(texts[:3]))
