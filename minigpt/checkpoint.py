@@ -2,8 +2,10 @@
 
 One checkpoint is the directory ``RUN/checkpoints/<step>/`` holding three items:
 
-    params     the model, reference layout (``minigpt.params``), float32
-    opt_state  the Optax state (AdamW moments, step count), same leaves as params
+    params     the model, reference layout (``minigpt.params``), float32; a LoRA run's adapters beside it
+               (``minigpt.adapters.join``: ``h.0.attn.c_attn.{weight, bias, A, B}``)
+    opt_state  the Optax state (AdamW moments, step count), same leaves as the trained tree (params, or
+               with LoRA the adapters alone)
     meta       JSON: step, seed, dropout key, model and train configs, tokenizer folder, and the sha256 of
                params, opt_state and the rest of meta
 
@@ -34,6 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 
+from minigpt.adapters import LoraSpec, adapter_shapes, spec_from_train
 from minigpt.config import GPTConfig
 from minigpt.params import Params, param_shapes, unflatten_params
 
@@ -81,9 +84,11 @@ def save(mngr: ocp.CheckpointManager, step: int, params: Params, opt_state: Any,
     mngr.wait_until_finished()
 
 
-def abstract_params(cfg: GPTConfig, dtype: Any = jnp.float32) -> Params:
-    """Shapes and dtypes of the parameters (``jax.ShapeDtypeStruct`` leaves), the restore target."""
-    return unflatten_params({name: jax.ShapeDtypeStruct(shape, dtype) for name, shape in param_shapes(cfg).items()})
+def abstract_params(cfg: GPTConfig, dtype: Any = jnp.float32, lora: LoraSpec | None = None) -> Params:
+    """Shapes and dtypes of the parameters (``jax.ShapeDtypeStruct`` leaves), the restore target; with ``lora``,
+    the adapters' too, beside the weights they adapt."""
+    shapes = param_shapes(cfg) | ({} if lora is None else adapter_shapes(cfg, lora))
+    return unflatten_params({name: jax.ShapeDtypeStruct(shape, dtype) for name, shape in shapes.items()})
 
 
 def latest_step(directory: str | Path) -> int | None:
@@ -214,7 +219,8 @@ def _restore_arrays(
     shardings: tuple[Any, Any] | None,
 ) -> tuple[Params, Any]:
     param_sh, opt_sh = shardings if shardings is not None else (None, None)
-    items = {"params": ocp.args.StandardRestore(_targets(abstract_params(cfg), param_sh))}
+    abstract = abstract_params(cfg, lora=spec_from_train(meta.get("train", {})))
+    items = {"params": ocp.args.StandardRestore(_targets(abstract, param_sh))}
     if abstract_opt_state is not None:
         items["opt_state"] = ocp.args.StandardRestore(_targets(abstract_opt_state, opt_sh))
     restored = mngr.restore(step, args=ocp.args.Composite(**items))

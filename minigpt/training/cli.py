@@ -1,7 +1,8 @@
 """``minigpt train``: every TrainConfig and GPTConfig field is an option, its help line taken from the field's doc.
 
 Settings are layered: preset < ``--config`` file < flags < the data's vocab_size. With ``--resume`` the run's
-saved ``config.json`` is the base instead and only explicitly given settings apply.
+saved ``config.json`` is the base instead and only explicitly given settings apply; with ``--init-from`` the
+model is the source's (``minigpt.training.init_from``).
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     defaults = TrainConfig()
     train_opts = parser.add_argument_group("training (TrainConfig)")
     for f in dataclasses.fields(TrainConfig):
-        kind = _parse_bool if f.type in ("bool", bool) else type(getattr(defaults, f.name))
+        default = getattr(defaults, f.name)
+        kind = _parse_bool if f.type in ("bool", bool) else str if default is None else type(default)
         _add(train_opts, f"train.{f.name}", f.name, kind, f"{TRAIN_DOCS[f.name]} (default {f.default!r})")
     model_opts = parser.add_argument_group("model (GPTConfig; defaults from --preset)")
     for f in dataclasses.fields(GPTConfig):
@@ -82,6 +84,10 @@ def resolve(argv: list[str]) -> tuple[GPTConfig, TrainConfig, bool]:
         cfg = GPTConfig.from_dict({**saved["model"], **model_over})
         return cfg, TrainConfig(**{**saved["train"], **train_over}), True
     tcfg = TrainConfig(**train_over)
+    if tcfg.init_from:
+        from minigpt.training.init_from import resolve_model
+
+        return resolve_model(tcfg, model_over), tcfg, False
     vocab = data.load_meta(tcfg.data)["vocab_size"]
     if "vocab_size" in model_over and model_over["vocab_size"] != vocab:
         given = model_over["vocab_size"]

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from minigpt.adapters import LoraSpec, spec_from_train
 from minigpt.config import PRESETS, GPTConfig
 
 COMPUTE_DTYPES = ("float32", "bfloat16")
@@ -56,6 +57,14 @@ class TrainConfig:
     fast_kernels: bool = _field(True, "minigpt.kernels: the same numbers as the plain model, less memory and time")
     progress: bool = _field(True, "show a tqdm progress bar on stderr")
     mesh: str = _field("", "device mesh, e.g. 'data=4,fsdp=2' (minigpt.distributed); '': one device")
+    init_from: str | None = _field(
+        None, "start from the weights of a run dir or Hugging Face dir (fresh optimizer, schedule, step 0)"
+    )
+    lora_rank: int = _field(0, "LoRA rank r: train low-rank adapters on a frozen base (minigpt.adapters); 0: off")
+    lora_alpha: float = _field(16.0, "LoRA α: the adapters' update x A B is scaled by α / r")
+    lora_targets: str = _field(
+        "", "LoRA's layers, e.g. c_attn,c_proj,c_fc,c_gate or mlp.c_proj; '': attn.c_attn,attn.c_proj"
+    )
 
     def __post_init__(self) -> None:
         positive = ("batch_size", "grad_accum", "max_steps", "eval_interval", "eval_batches", "log_interval")
@@ -76,10 +85,35 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig.{name} must be in [0, 1), got {getattr(self, name)!r}")
         if self.min_lr > self.lr:
             raise ValueError(f"TrainConfig.min_lr={self.min_lr} exceeds lr={self.lr}; the cosine decays from lr down")
+        if self.init_from is not None and (not isinstance(self.init_from, str) or not self.init_from):
+            raise ValueError(f"TrainConfig.init_from must be a directory path or None, got {self.init_from!r}")
         if self.preset not in PRESETS:
             raise ValueError(f"unknown preset {self.preset!r}; choose one of {sorted(PRESETS)}")
+        self._check_dirs()
+        self._check_lora()
         if self.compute_dtype not in COMPUTE_DTYPES:
             raise ValueError(f"TrainConfig.compute_dtype must be one of {COMPUTE_DTYPES}, got {self.compute_dtype!r}")
+
+    def _check_dirs(self) -> None:
+        # A run writes config.json and tokenizer/ into --out: in a data or source directory it would overwrite
+        # that directory's own files.
+        for flag, source in (("--data", self.data), ("--init-from", self.init_from)):
+            if source is not None and Path(self.out).resolve() == Path(source).resolve():
+                raise ValueError(f"TrainConfig.out={self.out!r} is also {flag}; choose another --out")
+
+    def _check_lora(self) -> None:
+        rank = self.lora_rank
+        if isinstance(rank, bool) or not isinstance(rank, int) or rank < 0:
+            raise ValueError(f"TrainConfig.lora_rank must be a non-negative integer (0: LoRA off), got {rank!r}")
+        if rank == 0 and self.lora_targets:
+            raise ValueError(f"--lora-targets {self.lora_targets} needs --lora-rank r > 0 (rank 0 means LoRA is off)")
+        if rank > 0:
+            _ = self.lora  # unknown targets or a bad alpha: its one-line ValueError
+
+    @property
+    def lora(self) -> LoraSpec | None:
+        """The run's ``LoraSpec`` (rank, α, targets), or None when ``lora_rank`` is 0."""
+        return spec_from_train(dataclasses.asdict(self))
 
     @property
     def decay_steps(self) -> int:

@@ -19,9 +19,10 @@ from typing import Any
 import jax
 import numpy as np
 
-from minigpt import checkpoint, hostmem, runs
+from minigpt import adapters, checkpoint, hostmem, runs
 from minigpt.config import GPTConfig
 from minigpt.params import Params
+from minigpt.training import init_from
 from minigpt.training.config import TrainConfig, pin_decay, resume_config
 from minigpt.training.inputs import load_tokens, micro_batches, samplers
 from minigpt.training.progress import Progress
@@ -31,12 +32,16 @@ from minigpt.training.step import Steps, StepSpec, compiled_steps, dropout_key, 
 
 @dataclasses.dataclass
 class State:
-    """What a checkpoint holds and the loop carries: the arrays, the step reached and the run's dropout key."""
+    """What a checkpoint holds and the loop carries: the arrays, the step reached and the run's dropout key.
+
+    With LoRA, ``params`` is the frozen base, ``lora`` the adapters and ``opt_state`` the adapters' alone.
+    """
 
     params: Params
     opt_state: Any
     step: int
     key: jax.Array
+    lora: Params | None = None
 
 
 def train(
@@ -61,6 +66,8 @@ def train(
         else:
             tcfg = _fresh_run(tcfg, ckpt_dir)
             state = State(None, None, 0, dropout_key(tcfg.seed))
+            if tcfg.init_from:
+                state.params, origin = init_from.initial_params(cfg, tcfg, log)
         steps = compiled_steps(cfg, StepSpec.of(tcfg), tcfg.mesh)
         state = _placed(steps, cfg, tcfg, state)
         runs.write_config(run_dir, cfg.to_dict(), dataclasses.asdict(tcfg))
@@ -68,14 +75,17 @@ def train(
         train_batches, val_batches = samplers(train_tokens, val_tokens, cfg, tcfg)
         mngr = checkpoint.manager(ckpt_dir, keep=tcfg.keep_checkpoints)
         metrics = runs.MetricsLog(run_dir, state.step if resume else None)
+        if not resume and tcfg.init_from:
+            metrics.write({"step": 0, "init_from": origin})
         progress = Progress(cfg, tcfg, state.step)
 
         def save() -> None:
             if checkpoint.latest_step(ckpt_dir) != state.step:
-                checkpoint.save(mngr, state.step, state.params, state.opt_state, _meta(cfg, tcfg, state, has_tokenizer))
+                tree = adapters.join(state.params, state.lora)  # a LoRA run: the base and its adapters
+                checkpoint.save(mngr, state.step, tree, state.opt_state, _meta(cfg, tcfg, state, has_tokenizer))
 
         def run_eval() -> float:
-            val = evaluate(steps, state.params, val_batches, tcfg.eval_batches)
+            val = evaluate(steps, state.params, val_batches, tcfg.eval_batches, state.lora)
             metrics.write({"step": state.step, "val_loss": val, "val_ppl": math.exp(min(val, 700.0))})
             return val
 
@@ -119,20 +129,22 @@ def train(
 def _advance(steps: Steps, state: State, xs: np.ndarray, ys: np.ndarray) -> tuple[float, float]:
     """One optimizer step in place on ``state`` (its step counter is left to the caller); (loss, grad norm)."""
     t_step = time.perf_counter()
-    state.params, state.opt_state, out = steps.train_step(
-        state.params, state.opt_state, xs, ys, jax.random.fold_in(state.key, state.step)
-    )
+    key = jax.random.fold_in(state.key, state.step)
+    if state.lora is None:
+        state.params, state.opt_state, out = steps.train_step(state.params, state.opt_state, xs, ys, key)
+    else:  # LoRA: the adapters are trained and returned, the base params stay as they are
+        state.lora, state.opt_state, out = steps.train_step(state.params, state.opt_state, xs, ys, key, state.lora)
     loss, grad_norm = float(out["loss"]), float(out["grad_norm"])
     hostmem.hand_over_gil(time.perf_counter() - t_step)
     return loss, grad_norm
 
 
-def evaluate(steps: Steps, params: Params, sampler: Any, n_batches: int) -> float:
-    """Mean token loss over the fixed batches 0..n_batches-1 of ``sampler`` (dropout off)."""
+def evaluate(steps: Steps, params: Params, sampler: Any, n_batches: int, lora: Params | None = None) -> float:
+    """Mean token loss over the fixed batches 0..n_batches-1 of ``sampler`` (dropout off; ``lora``: adapters)."""
     total, count = 0.0, 0
     for i in range(n_batches):
         x, y = sampler.batch(i)
-        s, n = steps.eval_step(params, x, y)
+        s, n = steps.eval_step(params, x, y, lora)
         total += float(s)
         count += int(n)
     return total / count
@@ -159,12 +171,12 @@ def _resume(cfg: GPTConfig, tcfg: TrainConfig, run_dir: Path, log: Callable[[str
     if checkpoint.latest_step(ckpt_dir) is None:
         raise FileNotFoundError(f"--resume: no checkpoint in {ckpt_dir}; start a new run without --resume")
     probe = compiled_steps(cfg, StepSpec.of(tcfg), tcfg.mesh)  # only its optimizer structure and shardings
-    abstract_opt = jax.eval_shape(probe.tx.init, checkpoint.abstract_params(cfg))
+    abstract_opt = jax.eval_shape(probe.tx.init, probe.abstract_trained)
     params, opt_state, meta = checkpoint.restore(
         ckpt_dir,
         cfg,
         abstract_opt,
-        shardings=(probe.param_shardings, probe.opt_shardings),
+        shardings=(probe.checkpoint_shardings, probe.opt_shardings),
         check=lambda saved: resume_config(saved, cfg, tcfg, run_dir),
         warn=lambda message: log(f"warning: {message}"),
     )
@@ -172,7 +184,8 @@ def _resume(cfg: GPTConfig, tcfg: TrainConfig, run_dir: Path, log: Callable[[str
     start = int(meta["step"])
     _set_aside_newer(ckpt_dir, start, log)
     log(f"resuming {run_dir} from step {start}")
-    return tcfg, State(params, opt_state, start, dropout_key_from_data(meta["dropout_key"]))
+    params, lora = adapters.split(params)
+    return tcfg, State(params, opt_state, start, dropout_key_from_data(meta["dropout_key"]), lora)
 
 
 def _set_aside_newer(ckpt_dir: Path, start: int, log: Callable[[str], None]) -> None:
@@ -188,10 +201,13 @@ def _set_aside_newer(ckpt_dir: Path, start: int, log: Callable[[str], None]) -> 
 
 
 def _placed(steps: Steps, cfg: GPTConfig, tcfg: TrainConfig, state: State) -> State:
-    """A fresh run's initial parameters and optimizer state in the mesh's layout (restored ones already are)."""
-    if state.params is None:
-        state.params = steps.place_params(init_params(cfg, tcfg.seed))
-        state.opt_state = steps.init_opt_state(state.params)
+    """A fresh run's initial parameters (unless --init-from gave them), its LoRA adapters and its optimizer state
+    in the mesh's layout (restored ones already are)."""
+    if state.opt_state is None:  # a fresh run, perhaps with --init-from's weights
+        state.params = steps.place_params(init_params(cfg, tcfg.seed) if state.params is None else state.params)
+        if tcfg.lora is not None:  # adapters on whatever base the run starts from; B = 0: the same model at step 0
+            state.lora = steps.place_adapters(adapters.init_adapters(cfg, tcfg.lora, tcfg.seed))
+        state.opt_state = steps.init_opt_state(state.params if state.lora is None else state.lora)
     return state
 
 

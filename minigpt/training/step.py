@@ -7,6 +7,10 @@ The loss is the model's own (``minigpt.model.apply`` and ``token_nll``), summed 
 micro-batches with different numbers of kept tokens combine exactly. One device is a 1×1 mesh: the same
 ``Steps`` runs on one CPU and on ``--mesh data=4,fsdp=2`` (``minigpt.distributed`` holds the sharding rules).
 Dropout keys are ``fold_in(key, step)`` and then ``fold_in(·, micro-batch)``: pure functions of the step.
+
+LoRA (``tcfg.lora_rank > 0``): the trained tree is the adapters (``minigpt.adapters``) and the base parameters
+come in as a frozen, non-donated argument; the gradient is taken with respect to the adapters alone, so no
+gradient of a base weight is ever computed (not masked: absent), and the optimizer state has the adapters' shapes.
 """
 
 from __future__ import annotations
@@ -21,10 +25,10 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from minigpt import distributed, model
+from minigpt import adapters, distributed, model
 from minigpt.checkpoint import abstract_params
 from minigpt.config import GPTConfig
-from minigpt.params import Params
+from minigpt.params import Params, unflatten_params
 from minigpt.training.config import RESUMABLE_CHANGES, TrainConfig
 from minigpt.training.optim import global_norm, make_optimizer
 
@@ -88,27 +92,35 @@ class StepSpec:
     @classmethod
     def of(cls, tcfg: TrainConfig) -> StepSpec:
         # Fields that do not enter the computation are reset so that runs differing only there share compiles
-        # (the decay horizon is pinned first: by default it is max_steps).
+        # (the decay horizon is pinned first: by default it is max_steps); init_from only picks the first params.
         tcfg = tcfg.replace(lr_decay_steps=tcfg.decay_steps)
-        return cls(tcfg.replace(**{name: TrainConfig.__dataclass_fields__[name].default for name in RESUMABLE_CHANGES}))
+        unused = RESUMABLE_CHANGES | {"init_from"}
+        return cls(tcfg.replace(**{name: TrainConfig.__dataclass_fields__[name].default for name in unused}))
 
 
 def _divisor(count: jax.Array) -> jax.Array:
     return jnp.maximum(count, 1).astype(jnp.float32)  # kept tokens; 1 when none is kept
 
 
+def _logits(params: Params, frozen: Params | None, x: jax.Array, cfg: GPTConfig, tcfg: TrainConfig, **options):
+    """The model on ``params``; with LoRA, ``params`` are the adapters and ``frozen`` the base they adapt."""
+    compute = jnp.bfloat16 if tcfg.compute_dtype == "bfloat16" else None
+    lora = tcfg.lora
+    base, extra = (params, {}) if lora is None else (frozen, {"lora": params, "lora_scale": lora.scale})
+    return model.apply(base, x, cfg, fast=tcfg.fast_kernels, dtype=compute, **options, **extra)
+
+
 def train_step(
-    params: Params, opt_state: Any, xs: jax.Array, ys: jax.Array, key: jax.Array, *,
+    params: Params, opt_state: Any, xs: jax.Array, ys: jax.Array, key: jax.Array, frozen: Params | None = None, *,
     cfg: GPTConfig, tcfg: TrainConfig, tx: Any, fused_norm: bool,
 ) -> tuple[Params, Any, dict[str, jax.Array]]:  # fmt: skip
-    """xs, ys: (k, B, T) micro-batches; returns new (params, opt_state) and {loss, grad_norm}."""
-    compute = jnp.bfloat16 if tcfg.compute_dtype == "bfloat16" else None
+    """xs, ys: (k, B, T) micro-batches; returns new (params, opt_state) and {loss, grad_norm}.
+
+    With LoRA, ``params`` are the adapters (the only tree differentiated and updated) and ``frozen`` the base.
+    """
 
     def loss_sum(params, x, y, key):
-        logits = model.apply(
-            params, x, cfg, train=True, key=key, fast=tcfg.fast_kernels, remat=tcfg.remat, dtype=compute
-        )
-        return nll_sum(logits, y)
+        return nll_sum(_logits(params, frozen, x, cfg, tcfg, train=True, key=key, remat=tcfg.remat), y)
 
     def loss_mean(params, x, y, key):
         total, count = loss_sum(params, x, y, key)
@@ -136,10 +148,11 @@ def train_step(
     return params, opt_state, {"loss": total / _divisor(count), "grad_norm": grad_norm}
 
 
-def eval_step(params: Params, x: jax.Array, y: jax.Array, *, cfg: GPTConfig, tcfg: TrainConfig) -> Any:
-    """(Σ nll, n) of one (B, T) batch with dropout off."""
-    compute = jnp.bfloat16 if tcfg.compute_dtype == "bfloat16" else None
-    return nll_sum(model.apply(params, x, cfg, fast=tcfg.fast_kernels, dtype=compute), y)
+def eval_step(
+    params: Params, x: jax.Array, y: jax.Array, frozen: Params | None = None, *, cfg: GPTConfig, tcfg: TrainConfig
+) -> Any:
+    """(Σ nll, n) of one (B, T) batch with dropout off (``params``/``frozen`` as in ``train_step``)."""
+    return nll_sum(_logits(params, frozen, x, cfg, tcfg), y)
 
 
 def single_device_mesh() -> Mesh:
@@ -159,11 +172,25 @@ class Steps:
     def __init__(self, cfg: GPTConfig, spec: StepSpec, mesh: Mesh | None = None) -> None:
         tcfg = spec.tcfg
         self.cfg, self.mesh = cfg, single_device_mesh() if mesh is None else mesh
+        self.lora = tcfg.lora
         fused = self.mesh.shape["fsdp"] == 1
-        self.tx = make_optimizer(tcfg, abstract_params(cfg), fused_norm=fused)
-        self.param_shardings = distributed.param_shardings(cfg, self.mesh)
-        self.opt_shardings = distributed.opt_state_shardings(self.tx, cfg, self.mesh)
         replicated = NamedSharding(self.mesh, P())
+        self.param_shardings = distributed.param_shardings(cfg, self.mesh)
+        if self.lora is None:
+            self.abstract_trained = abstract_params(cfg)
+            self.tx = make_optimizer(tcfg, self.abstract_trained, fused_norm=fused)
+            self.opt_shardings = distributed.opt_state_shardings(self.tx, cfg, self.mesh)
+            self.trained_shardings, frozen = self.param_shardings, ()
+        else:  # the adapters are small: replicated, like their optimizer state
+            self.abstract_trained = abstract = abstract_adapters(cfg, self.lora)
+            self.tx = make_optimizer(tcfg, abstract, fused_norm=fused)
+            self.trained_shardings = jax.tree.map(lambda _: replicated, abstract)
+            self.opt_shardings = jax.tree.map(lambda _: replicated, jax.eval_shape(self.tx.init, abstract))
+            frozen = (self.param_shardings,)
+        # what a checkpoint's "params" item holds: the base and, with LoRA, the adapters beside it
+        self.checkpoint_shardings = adapters.join(
+            self.param_shardings, None if self.lora is None else self.trained_shardings
+        )
         self._micro = NamedSharding(self.mesh, P(None, distributed.BATCH_AXES, None))  # (k, B, T): split B
         self._batch = NamedSharding(self.mesh, P(distributed.BATCH_AXES, None))  # (B, T)
         self._addressable = all(d.process_index == jax.process_index() for d in self.mesh.devices.flat)
@@ -179,14 +206,14 @@ class Steps:
         # params / opt_state they passed in (pass copies if they need them).
         self._train = jax.jit(
             self.train_fn,
-            in_shardings=(self.param_shardings, self.opt_shardings, self._micro, self._micro, None),
-            out_shardings=(self.param_shardings, self.opt_shardings, replicated),
+            in_shardings=(self.trained_shardings, self.opt_shardings, self._micro, self._micro, None, *frozen),
+            out_shardings=(self.trained_shardings, self.opt_shardings, replicated),
             donate_argnums=(0, 1),
             compiler_options=options,
         )
         self._eval = jax.jit(
             self.eval_fn,
-            in_shardings=(self.param_shardings, self._batch, self._batch),
+            in_shardings=(self.trained_shardings, self._batch, self._batch, *frozen),
             out_shardings=replicated,
             compiler_options=options,
         )
@@ -195,9 +222,13 @@ class Steps:
         """Host or device parameters → global arrays in this mesh's layout."""
         return distributed.put(params, self.param_shardings)
 
-    def init_opt_state(self, params: Params) -> Any:
-        """``tx.init`` computed straight into the sharded layout."""
-        return jax.jit(self.tx.init, out_shardings=self.opt_shardings)(params)
+    def place_adapters(self, lora: Params) -> Params:
+        """Host or device LoRA adapters → global arrays (replicated)."""
+        return distributed.put(lora, self.trained_shardings)
+
+    def init_opt_state(self, trained: Params) -> Any:
+        """``tx.init`` of the trained tree (the params, or with LoRA the adapters) straight into its layout."""
+        return jax.jit(self.tx.init, out_shardings=self.opt_shardings)(trained)
 
     def _inputs(self, arrays: tuple[Any, ...], sharding: NamedSharding) -> tuple[Any, ...]:
         distributed.check_batch(np.shape(arrays[0])[-2], self.mesh)
@@ -214,18 +245,37 @@ class Steps:
         return jax.device_put(tree, shardings) if self._addressable else distributed.put(tree, shardings)
 
     def train_step(
-        self, params: Params, opt_state: Any, xs: Any, ys: Any, key: jax.Array
+        self, params: Params, opt_state: Any, xs: Any, ys: Any, key: jax.Array, lora: Params | None = None
     ) -> tuple[Params, Any, dict[str, jax.Array]]:
-        """One optimizer step on (k, B, T) micro-batches; donates ``params`` and ``opt_state``."""
-        xs, ys = self._inputs((xs, ys), self._micro)
-        params = self._in_layout(params, self.param_shardings)
-        opt_state = self._in_layout(opt_state, self.opt_shardings)
-        return self._train(params, opt_state, xs, ys, key)
+        """One optimizer step on (k, B, T) micro-batches; donates the trained tree and ``opt_state``.
 
-    def eval_step(self, params: Params, x: Any, y: Any) -> tuple[jax.Array, jax.Array]:
-        """(Σ nll, n) of one (B, T) batch, dropout off."""
+        Returns (new params, opt_state, metrics); with LoRA pass ``lora=adapters``: then the adapters are trained
+        and returned in place of the params, which are neither donated nor changed.
+        """
+        xs, ys = self._inputs((xs, ys), self._micro)
+        opt_state = self._in_layout(opt_state, self.opt_shardings)
+        trained, frozen = self._split(params, lora)
+        return self._train(trained, opt_state, xs, ys, key, *frozen)
+
+    def eval_step(self, params: Params, x: Any, y: Any, lora: Params | None = None) -> tuple[jax.Array, jax.Array]:
+        """(Σ nll, n) of one (B, T) batch, dropout off (with LoRA: ``lora`` the adapters on ``params``)."""
         x, y = self._inputs((x, y), self._batch)
-        return self._eval(self._in_layout(params, self.param_shardings), x, y)
+        trained, frozen = self._split(params, lora)
+        return self._eval(trained, x, y, *frozen)
+
+    def _split(self, params: Params, lora: Params | None) -> tuple[Params, tuple[Params, ...]]:
+        """(the tree the step trains, the frozen extra argument or none), each in its layout."""
+        if (lora is None) != (self.lora is None):
+            raise ValueError("LoRA steps need lora= adapters, and only LoRA steps take them")
+        if lora is None:
+            return self._in_layout(params, self.param_shardings), ()
+        return self._in_layout(lora, self.trained_shardings), (self._in_layout(params, self.param_shardings),)
+
+
+def abstract_adapters(cfg: GPTConfig, spec: adapters.LoraSpec) -> Params:
+    """Shapes (float32) of the adapters of ``spec`` on ``cfg``: the optimizer's and the restore's target."""
+    shapes = adapters.adapter_shapes(cfg, spec)
+    return unflatten_params({n: jax.ShapeDtypeStruct(s, jnp.float32) for n, s in shapes.items()})
 
 
 @functools.lru_cache(maxsize=16)
