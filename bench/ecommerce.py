@@ -51,6 +51,7 @@ def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--work", default="runs/ecommerce")
     p.add_argument("--trunk-run", default=None, help="reuse this run (trained on the prefixed reviews) as the trunk")
+    p.add_argument("--news-run", default=None, help="a run pretrained on news, then on the prefixed reviews")
     p.add_argument("--lm-steps", type=int, default=600, help="trunk pretraining steps (batch 32 × 128 tokens)")
     p.add_argument("--clf-steps", type=int, default=700, help="fine-tuning steps per row (batch 32)")
     p.add_argument("--clf-lr", type=float, default=1e-3, help="trunk learning rate when fine-tuning")
@@ -99,7 +100,7 @@ def main() -> None:
     with clock("trunk_reviews"):
         run = Path(args.trunk_run) if args.trunk_run else train_trunk(work, args)
         cfg, gpt, tok = load_run(run)
-    trunks = {"reviews": gpt, "scratch": scratch_params(cfg, args.seed)}
+    trunks = {"reviews": gpt, "scratch": scratch_params(cfg, args.seed), "cfg": cfg}
 
     with clock("generate"):
         generated = generate_reviews(gpt, cfg, tok, args)
@@ -189,31 +190,30 @@ def scratch_params(cfg: Any, seed: int) -> Any:
 def trunk_params(trunk: str, trunks: dict[str, Any], work: Path, args: argparse.Namespace) -> Any:
     if trunk in trunks:
         return trunks[trunk]
-    # news then reviews: `minigpt prepare peoples-daily` with one tokenizer over both corpora, then
-    # `minigpt train --init-from` (branch feat/corpus-init)
-    try:
-        from minigpt.training import init_from  # noqa: F401
-    except ImportError:
+    if not args.news_run:
         raise Needs(
-            "needs `minigpt prepare peoples-daily` and `minigpt train --init-from` (branch feat/corpus-init)"
-        ) from None
-    raise Needs("needs the news-then-reviews trunk wired into this bench (feat/corpus-init is present)")
+            "needs --news-run RUN: a run trained on `minigpt prepare peoples-daily --vocab-corpora "
+            "reviews,peoples-daily` and then continued with `minigpt train --init-from` on the prefixed reviews"
+        )
+    from minigpt.train import load_run
+
+    cfg, params, tok = load_run(args.news_run)
+    if cfg != trunks["cfg"]:
+        raise Needs(f"needs --news-run with the review trunk's shape {trunks['cfg']}, got {cfg}")
+    return params
 
 
 def fine_tune_row(C, gpt, cfg, mode, pooling, x, m, y, fit, held, args):  # noqa: ANN001, ANN201
-    """One ablation row: full fine-tuning, head only (frozen trunk) or LoRA adapters."""
-    if mode == "lora":
-        try:
-            from minigpt.model import lora  # noqa: F401
-        except ImportError:
-            raise Needs("needs the LoRA API minigpt.model.lora (branch feat/lora)") from None
-        raise Needs("needs LoRA fine-tuning of the classifier wired into this bench (feat/lora is present)")
-    lr = 0.0 if mode == "head" else args.clf_lr
+    """One ablation row: full fine-tuning, head only (frozen trunk) or LoRA adapters (rank 8 on c_attn, c_proj)."""
+    from minigpt.adapters import LoraSpec
+
+    lora = LoraSpec(rank=8, alpha=16, targets="c_attn,c_proj") if mode == "lora" else None
+    lr = {"head": 0.0, "lora": 3 * args.clf_lr}.get(mode, args.clf_lr)  # adapters start at zero: a larger step
     head_lr = args.head_lr * (10 if mode == "head" else 1)  # a lone linear head tolerates a larger step
     return C.fine_tune(
         gpt, cfg, x[fit], m[fit], y[fit], pooling=pooling, steps=args.clf_steps, batch_size=32, lr=lr,
         head_lr=head_lr, warmup=0.1, weight_decay=0.01, dropout=args.dropout, holdout=(x[held], m[held], y[held]),
-        eval_every=max(args.clf_steps // 7, 1), seed=args.seed,
+        eval_every=max(args.clf_steps // 7, 1), seed=args.seed, lora=lora,
     )  # fmt: skip
 
 
@@ -295,8 +295,9 @@ def write_outputs(work, args, run, rows, control, rejected, generated, times, n_
             f"{r['precision_pos']:7.3f} {r['recall_pos']:7.3f}"
         )
     for label, c in control.items():
-        print(f"control <{label}>: {c['accuracy_tfidf_judge']:.3f} of {c['n']} generated reviews judged {label.split()[0]} by "
-              f"TF-IDF ({c['empty']} empty); moderation rejected {rejected.get(label, '-')}")  # fmt: skip
+        print(f"control <{label}>: {c['accuracy_tfidf_judge']:.3f} of {c['n']} generated reviews judged "
+              f"{label.split()[0]} by TF-IDF ({c['empty']} empty); moderation rejected "
+              f"{rejected.get(label, '-')}")  # fmt: skip
     for label, texts in generated.items():
         print(f"<{label}> samples:", " | ".join(texts[:3]))
     print("seconds:", {k: round(v, 1) for k, v in times.items()}, "total", round(sum(times.values()), 1))

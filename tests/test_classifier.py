@@ -202,3 +202,26 @@ def test_plot_confusion_labels_every_cell():
     matplotlib.use("Agg")
     ax = C.plot_confusion(np.array([[5, 1], [2, 7]]), "t")
     assert sorted(t.get_text() for t in ax.texts) == ["1", "2", "5", "7"]
+
+
+def test_lora_fine_tuning_learns_with_the_base_untouched_outside_its_targets():
+    import jax
+
+    from minigpt.adapters import LoraSpec
+
+    texts, y = separable_task()
+    x, mask = C.encode_reviews(TOK, texts, CFG.block_size)
+    spec = LoraSpec(rank=4, alpha=8, targets="c_attn")
+    trained = C.fine_tune(GPT, CFG, x, mask, y, lora=spec, steps=60, batch_size=16, lr=1e-2, head_lr=3e-2)
+    assert (C.head_logits(trained, x, mask, CFG).argmax(1) == y).mean() >= 0.9
+    for i, (new, old) in enumerate(zip(trained["gpt"]["h"], GPT["h"], strict=True)):
+        # merged W + s·A B moved the adapted matrices only; every other tensor is bit-identical to GPT's
+        assert not np.array_equal(new["attn"]["c_attn"]["weight"], old["attn"]["c_attn"]["weight"]), i
+        rest = {k: v for k, v in new.items() if k != "attn"}, {k: v for k, v in old.items() if k != "attn"}
+        same = jax.tree.map(lambda a, b: np.array_equal(np.asarray(a), np.asarray(b)), *rest)
+        assert all(jax.tree.leaves(same)) and np.array_equal(
+            new["attn"]["c_proj"]["weight"], old["attn"]["c_proj"]["weight"]
+        )
+    for name in ("wte", "wpe", "ln_f"):
+        same = jax.tree.map(lambda a, b: np.array_equal(np.asarray(a), np.asarray(b)), trained["gpt"][name], GPT[name])
+        assert all(jax.tree.leaves(same)), name

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from minigpt.adapters import LoraSpec
 from minigpt.apps.baselines import BagOfChars as BagOfChars  # re-exported: the notebooks' C.BagOfChars
 from minigpt.config import GPTConfig
 from minigpt.model import apply
@@ -200,6 +201,7 @@ def fine_tune(
     label_smoothing: float = 0.0,
     holdout: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     eval_every: int = 100,
+    lora: LoraSpec | None = None,
     seed: int = 0,
     log: Callable[[str], Any] | None = None,
 ) -> Params:
@@ -212,10 +214,16 @@ def fine_tune(
     overrides ``cfg.dropout`` while training. With ``holdout = (x, mask, y)`` — a part of the TRAINING data,
     never the validation split — its accuracy is measured every ``eval_every`` steps and at the end, and the
     best parameters are returned (early stopping). Batches come from ``bucketed_batches``.
+
+    ``lora`` (a ``minigpt.adapters.LoraSpec``): train adapters W + (α/r)·A B (B = 0 at the start) and the head at
+    ``lr`` / ``head_lr`` instead of the trunk; the base weights are an input of the step that is never
+    differentiated, and the returned ``clf["gpt"]`` has the adapters merged in (``minigpt.model.lora.merge``).
     """
     import jax
     import jax.numpy as jnp
     import optax
+
+    from minigpt.model.lora import init_adapters, merge
 
     check_pooling(pooling)
     if len(x) != len(y) or len(x) != len(mask):
@@ -230,26 +238,37 @@ def fine_tune(
             return peak
         return optax.warmup_cosine_decay_schedule(0.0, peak, max(int(warmup * steps), 1), steps, 0.0)
 
-    clf = jax.tree.map(jnp.asarray, {"gpt": gpt, "head": init_head(cfg, seed)})
+    base = jax.tree.map(jnp.asarray, gpt)  # an argument of the step, never differentiated under LoRA
+    trunk = "lora" if lora is not None else "gpt"
+    tree = {trunk: init_adapters(cfg, lora, seed) if lora is not None else gpt, "head": init_head(cfg, seed)}
+    tree = jax.tree.map(jnp.asarray, tree)
     tx = optax.multi_transform(
         {
-            "gpt": optax.set_to_zero() if frozen else optax.adamw(schedule(lr), weight_decay=weight_decay),
+            trunk: optax.set_to_zero() if frozen else optax.adamw(schedule(lr), weight_decay=weight_decay),
             "head": optax.adamw(schedule(head_lr), weight_decay=0.0),
         },
-        {"gpt": jax.tree.map(lambda _: "gpt", clf["gpt"]), "head": jax.tree.map(lambda _: "head", clf["head"])},
+        {k: jax.tree.map(lambda _, k=k: k, v) for k, v in tree.items()},
     )
-    opt_state = tx.init(clf)
+    opt_state = tx.init(tree)
 
-    def loss_fn(clf, xb, mb, yb, key):
+    def loss_fn(tree, base, xb, mb, yb, key):
         if frozen:
-            clf = {"gpt": jax.lax.stop_gradient(clf["gpt"]), "head": clf["head"]}
-        return smoothed_cross_entropy(_logits(clf, xb, mb, train_cfg, pooling, key), yb, label_smoothing)
+            tree = {**tree, trunk: jax.lax.stop_gradient(tree[trunk])}
+        h_params = base if lora is not None else tree["gpt"]
+        kw = {"lora": tree["lora"], "lora_scale": lora.scale} if lora is not None else {}
+        h = apply(h_params, xb, train_cfg, train=True, key=key, output="hidden", **kw)  # (B, T, C)
+        logits = pool(h, mb, pooling) @ tree["head"]["weight"] + tree["head"]["bias"]  # (B, 2)
+        return smoothed_cross_entropy(logits, yb, label_smoothing)
 
     @jax.jit
-    def step(clf, opt_state, xb, mb, yb, key):
-        loss, g = jax.value_and_grad(loss_fn)(clf, xb, mb, yb, key)
-        updates, opt_state = tx.update(g, opt_state, clf)
-        return optax.apply_updates(clf, updates), opt_state, loss
+    def step(tree, opt_state, base, xb, mb, yb, key):
+        loss, g = jax.value_and_grad(loss_fn)(tree, base, xb, mb, yb, key)
+        updates, opt_state = tx.update(g, opt_state, tree)
+        return optax.apply_updates(tree, updates), opt_state, loss
+
+    def classifier(tree) -> Params:
+        gpt_now = merge(base, tree["lora"], lora.scale) if lora is not None else tree["gpt"]
+        return jax.tree.map(np.asarray, {"gpt": gpt_now, "head": tree["head"]})
 
     def holdout_accuracy(clf) -> float:
         hx, hm, hy = holdout
@@ -263,17 +282,17 @@ def fine_tune(
         i = next(batches)
         w = int(width[i].max())
         key, sub = jax.random.split(key)
-        clf, opt_state, loss = step(clf, opt_state, x[i, :w], mask[i, :w], np.asarray(y[i], np.int32), sub)
-        report_now = s % eval_every == 0 or s == steps - 1
+        tree, opt_state, loss = step(tree, opt_state, base, x[i, :w], mask[i, :w], np.asarray(y[i], np.int32), sub)
         if holdout is not None and ((s + 1) % eval_every == 0 or s == steps - 1):
+            clf = classifier(tree)
             acc = holdout_accuracy(clf)
             if acc > best_acc:
-                best, best_acc = jax.tree.map(np.asarray, clf), acc
+                best, best_acc = clf, acc
             if log is not None:
                 log(f"classifier step {s + 1}: holdout accuracy {acc:.4f} (best {best_acc:.4f})")
-        if log is not None and report_now:
+        if log is not None and (s % eval_every == 0 or s == steps - 1):
             log(f"classifier step {s}: loss {float(loss):.4f}")
-    return best if best is not None else jax.tree.map(np.asarray, clf)
+    return best if best is not None else classifier(tree)
 
 
 # -- metrics -------------------------------------------------------------------------------------
