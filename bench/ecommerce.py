@@ -121,7 +121,8 @@ def main() -> None:
     hold = np.random.default_rng(args.seed).random(len(tr_y)) < 0.1
     fit, held = ~hold, hold
 
-    selected = {"all": ROWS, "none": ()}.get(args.rows) or [ROWS[int(i) - 1] for i in args.rows.split(",")]
+    named = {"all": ROWS, "none": ()}
+    selected = named[args.rows] if args.rows in named else [ROWS[int(i) - 1] for i in args.rows.split(",")]
     p_gpt = {}
     for trunk, mode, pooling in selected:
         name = f"GPT {TRUNKS[trunk]}, {mode} fine-tuning, {pooling} pool"
