@@ -12,6 +12,8 @@ from minigpt.apps.sentiment import (
     conditional_log_likelihood,
     control_id,
     control_token,
+    guided_generate,
+    guided_logits,
     prepare_sentiment,
     zero_shot_predict,
 )
@@ -111,3 +113,24 @@ def test_cli_prepares_and_reports_bad_directories(dirs, tmp_path, capsys):
     assert load_meta(tmp_path / "out")["control_tokens"] == CONTROL_TOKENS
     assert main(["prepare-sentiment", str(tmp_path / "nowhere"), str(tmp_path / "o2")]) == 2
     assert "not a prepared data directory" in capsys.readouterr().err and not (tmp_path / "o2").exists()
+
+
+@pytest.mark.parametrize("guidance", [0.0, 1.5])
+def test_guided_generation_follows_the_guided_argmax_of_the_reference(tiny, guidance):
+    """top_k=1 makes sampling the argmax of ℓ_label + γ(ℓ_label − ℓ_other), recomputed here from scratch with
+    the NumPy reference on the whole prefix at every step (no cache)."""
+    cfg, params, tok = tiny
+    newline = tok.encode("\n")[0]
+    for label, other in (("pos", "neg"), ("neg", "pos")):
+        got = guided_generate(params, cfg, tok, label, 2, guidance=guidance, temperature=1.0, top_k=1, seed=0)
+        ids: list[int] = []
+        for _ in range(cfg.block_size - 1):
+            cond = forward(params, np.array([[control_id(tok, label), *ids]]), cfg)[0, -1].astype(np.float64)
+            alt = forward(params, np.array([[control_id(tok, other), *ids]]), cfg)[0, -1].astype(np.float64)
+            ids.append(int(np.argmax(cond + guidance * (cond - alt))))
+        want = tok.decode(ids[: ids.index(newline)] if newline in ids else ids)
+        assert got == [want, want]
+    z = np.array([[1.0, 2.0]])
+    np.testing.assert_allclose(guided_logits(z, z - 1, 2.0), z + 2.0)
+    with pytest.raises(ValueError, match="temperature > 0"):
+        guided_generate(params, cfg, tok, "pos", 1, temperature=0.0)

@@ -1,34 +1,39 @@
 """Review sentiment classifier: the pretrained review GPT plus a linear head, fine-tuned in JAX.
 
-    h = LN_f(Blocks(x))                  (B, T, C)   the trunk, ``GPT.hidden_states``
-    z = Σ_t m_t h_t / Σ_t m_t            (B, C)      mean over the review's tokens (m: 1 on tokens, 0 on padding)
+    h = LN_f(Blocks(x))                  (B, T, C)   the trunk, ``apply(..., output="hidden")``
+    z = pool(h, m)                       (B, C)      m: 1 on the review's tokens, 0 on (right) padding
     logits = z W + b                     (B, 2)      classes 0 = neg, 1 = pos
 
-Mean pooling, not the final token: with right-padding the last real token sits at a different position in
-every row, and the mean gathers evidence from every position (each already sees its whole prefix), which
-fine-tunes more steadily in a few hundred steps. Padding on the right never changes the real positions
-(causal attention), so a batch gives each review the hidden states it would get alone.
+Two poolings: ``"mean"``, z = Σ_t m_t h_t / Σ_t m_t, gathers evidence from every position; ``"last"``,
+z = h at the last real token (position Σ_t m_t − 1 of each right-padded row), the only position that has
+attended to the whole review. Padding on the right never changes the real positions (causal attention), so
+a batch gives each review the hidden states it would get alone.
 
 Reviews longer than ``block_size`` tokens are truncated to their first ``block_size`` tokens with a
 ``UserWarning`` (the opening of a review usually carries the verdict); an empty review is a ``ValueError``.
+Batches are cut to the smallest power-of-two width that holds their longest review (``length_buckets``), so
+short reviews do not pay for the long ones and jit compiles once per width.
 
-The baseline, ``BagOfChars``, is logistic regression on which characters occur, trained by gradient descent
-in NumPy: what a model with no word order or context gets.
+The baselines (``BagOfChars``, the TF-IDF ``TfidfChars``) live in ``minigpt.apps.baselines``.
 """
 
 from __future__ import annotations
 
 import functools
 import warnings
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 
+from minigpt.adapters import LoraSpec
+from minigpt.apps.baselines import BagOfChars as BagOfChars  # re-exported: the notebooks' C.BagOfChars
 from minigpt.config import GPTConfig
-from minigpt.model import apply, cross_entropy
+from minigpt.model import apply
 from minigpt.params import Params
 
 CLASSES: tuple[str, ...] = ("neg", "pos")  # class index i is CLASSES[i]
+POOLINGS: tuple[str, ...] = ("mean", "last")
 
 
 def label_ids(labels: list[str]) -> np.ndarray:
@@ -76,44 +81,106 @@ def init_head(cfg: GPTConfig, seed: int = 0) -> Params:
     }
 
 
-def head_logits_numpy(gpt: Params, head: Params, x: np.ndarray, mask: np.ndarray, cfg: GPTConfig) -> np.ndarray:
+def check_pooling(pooling: str) -> str:
+    """``pooling`` if it is one of ``POOLINGS``, else a ``ValueError`` naming the valid ones."""
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling must be one of {list(POOLINGS)}, got {pooling!r}")
+    return pooling
+
+
+def pool(h: Any, mask: Any, pooling: str) -> Any:
+    """z (B, C) from h (B, T, C) and a right-padding mask (B, T); NumPy or JAX arrays alike.
+
+    mean: z_b = Σ_t m_bt h_bt / Σ_t m_bt;   last: z_b = h_{b, n_b − 1} with n_b = Σ_t m_bt.
+    """
+    if check_pooling(pooling) == "mean":
+        m = mask[..., None]  # (B, T, 1)
+        return (h * m).sum(axis=1) / m.sum(axis=1)
+    last = mask.sum(axis=1).astype(np.int32) - 1  # (B,)
+    return h[np.arange(h.shape[0]), last]
+
+
+def head_logits_numpy(
+    gpt: Params, head: Params, x: np.ndarray, mask: np.ndarray, cfg: GPTConfig, pooling: str = "mean"
+) -> np.ndarray:
     """The classifier's logits (N, 2) from the NumPy reference trunk (``minigpt.reference.hidden_states``)."""
     from minigpt.reference import hidden_states
 
     h = hidden_states(gpt, np.asarray(x), cfg)  # (N, T, C)
-    m = np.asarray(mask, h.dtype)[..., None]  # (N, T, 1)
-    z = (h * m).sum(axis=1) / m.sum(axis=1)  # (N, C)
-    return z @ head["weight"] + head["bias"]
+    return pool(h, np.asarray(mask, h.dtype), pooling) @ head["weight"] + head["bias"]
 
 
 # -- JAX -----------------------------------------------------------------------------------------
-def _logits(clf: Params, x: Any, mask: Any, cfg: GPTConfig) -> Any:
-    h = apply(clf["gpt"], x, cfg, output="hidden")  # (B, T, C), dropout off
-    m = mask[..., None]  # (B, T, 1)
-    z = (h * m).sum(axis=1) / m.sum(axis=1)  # (B, C)
-    return z @ clf["head"]["weight"] + clf["head"]["bias"]  # (B, 2)
+def _logits(clf: Params, x: Any, mask: Any, cfg: GPTConfig, pooling: str, key: Any = None) -> Any:
+    train = key is not None  # dropout on (at cfg.dropout) when a key is given
+    h = apply(clf["gpt"], x, cfg, train=train, key=key, output="hidden")  # (B, T, C)
+    return pool(h, mask, pooling) @ clf["head"]["weight"] + clf["head"]["bias"]  # (B, 2)
 
 
 @functools.lru_cache(maxsize=8)
-def _logits_fn(cfg: GPTConfig):
+def _logits_fn(cfg: GPTConfig, pooling: str):
     import jax
 
-    return jax.jit(functools.partial(_logits, cfg=cfg))
+    return jax.jit(functools.partial(_logits, cfg=cfg, pooling=pooling))
 
 
-def head_logits(clf: Params, x: np.ndarray, mask: np.ndarray, cfg: GPTConfig, batch_size: int = 256) -> np.ndarray:
+def length_buckets(mask: np.ndarray, min_width: int = 16) -> np.ndarray:
+    """Per row, the smallest power of two ≥ max(its length, ``min_width``), capped at the width T; int (N,)."""
+    n = np.maximum(np.asarray(mask).sum(axis=1).astype(np.int64), min_width)
+    return np.minimum(2 ** np.ceil(np.log2(n)).astype(np.int64), mask.shape[1])
+
+
+def head_logits(
+    clf: Params, x: np.ndarray, mask: np.ndarray, cfg: GPTConfig, batch_size: int = 256, pooling: str = "mean"
+) -> np.ndarray:
     """The classifier's logits (N, 2) with the JAX trunk; ``clf = {"gpt": params, "head": head}``."""
-    f = _logits_fn(cfg)
-    out = [np.asarray(f(clf, x[i : i + batch_size], mask[i : i + batch_size])) for i in range(0, len(x), batch_size)]
-    return np.concatenate(out)
+    f = _logits_fn(cfg, check_pooling(pooling))
+    width = length_buckets(mask)
+    order = np.argsort(width, kind="stable")  # similar lengths together: narrow batches for short reviews
+    out = np.zeros((len(x), len(CLASSES)), np.float32)
+    for i in range(0, len(x), batch_size):
+        rows = order[i : i + batch_size]
+        w = int(width[rows].max())
+        full = np.resize(rows, min(batch_size, len(x)))  # a short last batch repeats rows: one shape, one compile
+        out[rows] = np.asarray(f(clf, x[full, :w], mask[full, :w]))[: len(rows)]
+    return out
 
 
-def predict_proba(clf: Params, cfg: GPTConfig, tokenizer: Any, texts: list[str]) -> np.ndarray:
+def predict_proba(clf: Params, cfg: GPTConfig, tokenizer: Any, texts: list[str], pooling: str = "mean") -> np.ndarray:
     """P(class | review), (N, 2); columns follow ``CLASSES``."""
     x, mask = encode_reviews(tokenizer, texts, cfg.block_size)
-    z = head_logits(clf, x, mask, cfg)
+    z = head_logits(clf, x, mask, cfg, pooling=pooling)
     z = z - z.max(axis=1, keepdims=True)
     return np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+
+
+def smoothed_cross_entropy(logits: Any, y: Any, smoothing: float = 0.0) -> Any:
+    """Mean over the batch of −Σ_k q_k log softmax(logits)_k with q = (1 − ε)·onehot(y) + ε/K; ε = 0: plain CE."""
+    import jax
+    import jax.numpy as jnp
+
+    logp = jax.nn.log_softmax(logits, axis=-1)  # (B, K)
+    q = (1.0 - smoothing) * jax.nn.one_hot(y, logits.shape[-1]) + smoothing / logits.shape[-1]
+    return -jnp.mean(jnp.sum(q * logp, axis=-1))
+
+
+def bucketed_batches(width: np.ndarray, batch_size: int, seed: int) -> Iterator[np.ndarray]:
+    """Endless epochs of row indices: each epoch shuffles, groups rows of equal ``width`` into batches of
+    ``batch_size`` and shuffles the batches; the last batch of a group is filled up with rows of its group
+    drawn at random (every batch has one shape: one compile per width). Deterministic in ``seed``."""
+    epoch = 0
+    while True:
+        rng = np.random.default_rng([seed, epoch])
+        batches = []
+        for w in np.unique(width):
+            group = rng.permutation(np.flatnonzero(width == w))
+            for i in range(0, len(group), batch_size):
+                b = group[i : i + batch_size]
+                fill = rng.choice(group, size=batch_size - len(b)) if len(group) >= 1 else b[:0]
+                batches.append(np.concatenate([b, fill]))
+        for j in rng.permutation(len(batches)):
+            yield batches[j]
+        epoch += 1
 
 
 def fine_tune(
@@ -123,90 +190,109 @@ def fine_tune(
     mask: np.ndarray,
     y: np.ndarray,
     *,
+    pooling: str = "mean",
     steps: int = 300,
     batch_size: int = 32,
     lr: float = 3e-4,
     head_lr: float = 3e-3,
+    warmup: float = 0.0,
+    weight_decay: float = 0.0,
+    dropout: float | None = None,
+    label_smoothing: float = 0.0,
+    holdout: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    eval_every: int = 100,
+    lora: LoraSpec | None = None,
     seed: int = 0,
-    log: Any = None,
+    log: Callable[[str], Any] | None = None,
 ) -> Params:
-    """Fine-tune trunk and head on (x, mask, y) with AdamW, minimising mean cross-entropy; returns ``clf``.
+    """Fine-tune trunk and head on (x, mask, y) with AdamW, minimising (label-smoothed) cross-entropy.
 
-    The head learns faster (``head_lr``) than the pretrained trunk (``lr``), as usual for fine-tuning.
-    Batches are drawn with replacement from ``np.random.default_rng([seed, step])``.
+    Returns ``clf = {"gpt": ..., "head": ...}``. The head learns faster (``head_lr``) than the pretrained
+    trunk (``lr``); ``lr=0`` freezes the trunk (its gradient is not computed: ``stop_gradient``). Both rates
+    warm up linearly over the first ``warmup`` fraction of the steps, then follow a cosine to 0 (``warmup=0``
+    and no decay keeps them constant, the old behaviour: set ``warmup > 0`` for the schedule). ``dropout``
+    overrides ``cfg.dropout`` while training. With ``holdout = (x, mask, y)`` — a part of the TRAINING data,
+    never the validation split — its accuracy is measured every ``eval_every`` steps and at the end, and the
+    best parameters are returned (early stopping). Batches come from ``bucketed_batches``.
+
+    ``lora`` (a ``minigpt.adapters.LoraSpec``): train adapters W + (α/r)·A B (B = 0 at the start) and the head at
+    ``lr`` / ``head_lr`` instead of the trunk; the base weights are an input of the step that is never
+    differentiated, and the returned ``clf["gpt"]`` has the adapters merged in (``minigpt.model.lora.merge``).
     """
     import jax
     import jax.numpy as jnp
     import optax
 
+    from minigpt.model.lora import init_adapters, merge
+
+    check_pooling(pooling)
     if len(x) != len(y) or len(x) != len(mask):
         raise ValueError(f"x, mask and y must have the same length, got {len(x)}, {len(mask)}, {len(y)}")
-    clf = jax.tree.map(jnp.asarray, {"gpt": gpt, "head": init_head(cfg, seed)})
-    tx = optax.multi_transform(
-        {"gpt": optax.adamw(lr, weight_decay=0.0), "head": optax.adamw(head_lr, weight_decay=0.0)},
-        {"gpt": jax.tree.map(lambda _: "gpt", clf["gpt"]), "head": jax.tree.map(lambda _: "head", clf["head"])},
-    )
-    opt_state = tx.init(clf)
+    if steps < 1 or batch_size < 1:
+        raise ValueError(f"steps and batch_size must be ≥ 1, got {steps} and {batch_size}")
+    train_cfg = cfg if dropout is None else cfg.replace(dropout=dropout)
+    frozen = lr == 0
 
-    def loss_fn(clf, xb, mb, yb):
-        return cross_entropy(_logits(clf, xb, mb, cfg), yb)  # −mean log P(label | review)
+    def schedule(peak: float) -> Any:
+        if warmup <= 0:
+            return peak
+        return optax.warmup_cosine_decay_schedule(0.0, peak, max(int(warmup * steps), 1), steps, 0.0)
+
+    base = jax.tree.map(jnp.asarray, gpt)  # an argument of the step, never differentiated under LoRA
+    trunk = "lora" if lora is not None else "gpt"
+    tree = {trunk: init_adapters(cfg, lora, seed) if lora is not None else gpt, "head": init_head(cfg, seed)}
+    tree = jax.tree.map(jnp.asarray, tree)
+    tx = optax.multi_transform(
+        {
+            trunk: optax.set_to_zero() if frozen else optax.adamw(schedule(lr), weight_decay=weight_decay),
+            "head": optax.adamw(schedule(head_lr), weight_decay=0.0),
+        },
+        {k: jax.tree.map(lambda _, k=k: k, v) for k, v in tree.items()},
+    )
+    opt_state = tx.init(tree)
+
+    def loss_fn(tree, base, xb, mb, yb, key):
+        if frozen:
+            tree = {**tree, trunk: jax.lax.stop_gradient(tree[trunk])}
+        h_params = base if lora is not None else tree["gpt"]
+        kw = {"lora": tree["lora"], "lora_scale": lora.scale} if lora is not None else {}
+        h = apply(h_params, xb, train_cfg, train=True, key=key, output="hidden", **kw)  # (B, T, C)
+        logits = pool(h, mb, pooling) @ tree["head"]["weight"] + tree["head"]["bias"]  # (B, 2)
+        return smoothed_cross_entropy(logits, yb, label_smoothing)
 
     @jax.jit
-    def step(clf, opt_state, xb, mb, yb):
-        loss, g = jax.value_and_grad(loss_fn)(clf, xb, mb, yb)
-        updates, opt_state = tx.update(g, opt_state, clf)
-        return optax.apply_updates(clf, updates), opt_state, loss
+    def step(tree, opt_state, base, xb, mb, yb, key):
+        loss, g = jax.value_and_grad(loss_fn)(tree, base, xb, mb, yb, key)
+        updates, opt_state = tx.update(g, opt_state, tree)
+        return optax.apply_updates(tree, updates), opt_state, loss
 
+    def classifier(tree) -> Params:
+        gpt_now = merge(base, tree["lora"], lora.scale) if lora is not None else tree["gpt"]
+        return jax.tree.map(np.asarray, {"gpt": gpt_now, "head": tree["head"]})
+
+    def holdout_accuracy(clf) -> float:
+        hx, hm, hy = holdout
+        return float((head_logits(clf, hx, hm, cfg, pooling=pooling).argmax(axis=1) == np.asarray(hy)).mean())
+
+    width = length_buckets(mask)
+    batches = bucketed_batches(width, batch_size, seed)
+    key = jax.random.key(seed)
+    best, best_acc = None, -1.0
     for s in range(steps):
-        i = np.random.default_rng([seed, s]).integers(0, len(x), size=batch_size)
-        clf, opt_state, loss = step(clf, opt_state, x[i], mask[i], np.asarray(y[i], np.int32))
-        if log is not None and (s % 50 == 0 or s == steps - 1):
+        i = next(batches)
+        w = int(width[i].max())
+        key, sub = jax.random.split(key)
+        tree, opt_state, loss = step(tree, opt_state, base, x[i, :w], mask[i, :w], np.asarray(y[i], np.int32), sub)
+        if holdout is not None and ((s + 1) % eval_every == 0 or s == steps - 1):
+            clf = classifier(tree)
+            acc = holdout_accuracy(clf)
+            if acc > best_acc:
+                best, best_acc = clf, acc
+            if log is not None:
+                log(f"classifier step {s + 1}: holdout accuracy {acc:.4f} (best {best_acc:.4f})")
+        if log is not None and (s % eval_every == 0 or s == steps - 1):
             log(f"classifier step {s}: loss {float(loss):.4f}")
-    return jax.tree.map(np.asarray, clf)
-
-
-# -- the baseline --------------------------------------------------------------------------------
-class BagOfChars:
-    """Logistic regression on character presence: P(pos | x) = σ(w·φ(x) + b), φ_c(x) = 1 if c occurs in x.
-
-    Trained by full-batch gradient descent on  L = mean BCE + (λ/2)‖w‖²  with  ∇_w L = Φᵀ(σ(Φw+b) − y)/N + λw.
-    Features are the characters seen in at least ``min_count`` training reviews.
-    """
-
-    def __init__(self, min_count: int = 2, l2: float = 1e-4) -> None:
-        self.min_count, self.l2 = min_count, l2
-        self.vocab: dict[str, int] = {}
-        self.w = np.zeros(0, np.float64)
-        self.b = 0.0
-
-    def features(self, texts: list[str]) -> np.ndarray:
-        """Φ, float32 (N, F): 1 where a known character occurs."""
-        phi = np.zeros((len(texts), len(self.vocab)), np.float32)
-        for i, text in enumerate(texts):
-            cols = [self.vocab[c] for c in set(text) if c in self.vocab]
-            phi[i, cols] = 1.0
-        return phi
-
-    def fit(self, texts: list[str], y: np.ndarray, steps: int = 300, lr: float = 2.0) -> BagOfChars:
-        counts: dict[str, int] = {}
-        for text in texts:
-            for c in set(text):
-                counts[c] = counts.get(c, 0) + 1
-        self.vocab = {c: i for i, c in enumerate(sorted(c for c, n in counts.items() if n >= self.min_count))}
-        phi = self.features(texts)
-        y = np.asarray(y, np.float32)
-        w, b = np.zeros(phi.shape[1], np.float32), 0.0
-        for _ in range(steps):
-            p = 1.0 / (1.0 + np.exp(-(phi @ w + b)))  # (N,)
-            err = p - y
-            w -= lr * (phi.T @ err / len(y) + self.l2 * w)
-            b -= lr * float(err.mean())
-        self.w, self.b = w, b
-        return self
-
-    def predict_proba(self, texts: list[str]) -> np.ndarray:
-        """P(pos | x), (N,)."""
-        return 1.0 / (1.0 + np.exp(-(self.features(texts) @ self.w + self.b)))
+    return best if best is not None else classifier(tree)
 
 
 # -- metrics -------------------------------------------------------------------------------------
