@@ -1,5 +1,6 @@
-"""Exercise notebook 10 (Llama): the solution passes every checker, each blank fails with its TODO, and the two
-notebooks differ only in the exercise cells. (Notebook 10 itself runs in test_notebooks with the others.)"""
+"""The ungraded exercise notebooks (09 LoRA, 10 Llama: no assignment in minigpt.testing.assignments): each
+solution passes every checker, each blank fails with its TODO, and exercise and solution differ only in the
+exercise cells. (The lesson notebooks run in test_notebooks with the others.)"""
 
 from __future__ import annotations
 
@@ -13,9 +14,17 @@ nbformat = pytest.importorskip("nbformat", reason="install the dev extras: pip i
 nbclient = pytest.importorskip("nbclient", reason="install the dev extras: pip install -e '.[dev]'")
 
 ROOT = Path(__file__).resolve().parents[1]
-EXERCISE = ROOT / "notebooks" / "exercises" / "10_llama.ipynb"
-SOLUTION = ROOT / "notebooks" / "exercises" / "solutions" / "10_llama.ipynb"
-CHECKS = ["rms_norm", "rope", "swiglu", "repeat_kv", "rope_cached_step"]
+EXERCISES = ROOT / "notebooks" / "exercises"
+CHECKS = {
+    "09_lora": ["lora_init", "lora_forward", "lora_step"],
+    "10_llama": ["rms_norm", "rope", "swiglu", "repeat_kv", "rope_cached_step"],
+}
+# each notebook pair in its own xdist group, so that the two share the workers (tests/conftest.py)
+NAMES = [pytest.param(name, marks=pytest.mark.xdist_group(f"exercise-{name}")) for name in CHECKS]
+
+
+def paths(name: str) -> tuple[Path, Path]:
+    return EXERCISES / f"{name}.ipynb", EXERCISES / "solutions" / f"{name}.ipynb"
 
 
 def run(path: Path, monkeypatch, nb=None):
@@ -30,15 +39,17 @@ def errors(cell) -> list[dict]:
     return [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
 
 
-@pytest.mark.parametrize("path", [EXERCISE, SOLUTION], ids=["exercise", "solution"])
-def test_committed_clean(path):
-    nb = nbformat.read(path, as_version=4)
-    nbformat.validate(nb)
-    assert all(c.outputs == [] and c.execution_count is None for c in nb.cells if c.cell_type == "code")
+@pytest.mark.parametrize("name", CHECKS)
+def test_committed_clean(name):
+    for path in paths(name):
+        nb = nbformat.read(path, as_version=4)
+        nbformat.validate(nb)
+        assert all(c.outputs == [] and c.execution_count is None for c in nb.cells if c.cell_type == "code")
 
 
-def test_exercise_and_solution_differ_only_in_exercise_cells():
-    student, solution = (nbformat.read(p, as_version=4) for p in (EXERCISE, SOLUTION))
+@pytest.mark.parametrize("name", CHECKS)
+def test_exercise_and_solution_differ_only_in_exercise_cells(name):
+    student, solution = (nbformat.read(p, as_version=4) for p in paths(name))
     assert len(student.cells) == len(solution.cells)
     tagged = 0
     for s, t in zip(student.cells, solution.cells, strict=True):
@@ -47,15 +58,18 @@ def test_exercise_and_solution_differ_only_in_exercise_cells():
             assert 'raise NotImplementedError("TODO: ' in s.source and "NotImplementedError" not in t.source
         else:
             assert s.source == t.source
-    assert tagged == len(CHECKS)
+    assert tagged == len(CHECKS[name])
 
 
-def test_solution_passes_every_checker_and_blanks_fail_with_their_todo(monkeypatch):
-    nb = run(SOLUTION, monkeypatch)
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NAMES)
+def test_solution_passes_every_checker_and_blanks_fail_with_their_todo(name, monkeypatch):
+    exercise, solution = paths(name)
+    nb = run(solution, monkeypatch)
     assert not [e for c in nb.cells for e in errors(c)]
     printed = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
-    assert all(f"{name}: correct" in printed for name in CHECKS)
-    nb = run(EXERCISE, monkeypatch, copy.deepcopy(nbformat.read(EXERCISE, as_version=4)))
+    assert all(f"{function}: correct" in printed for function in CHECKS[name])
+    nb = run(exercise, monkeypatch, copy.deepcopy(nbformat.read(exercise, as_version=4)))
     for i, cell in enumerate(nb.cells):
         if "exercise" in cell.metadata.get("tags", []):
             assert not errors(cell)  # defining the blank is fine; calling it is not
