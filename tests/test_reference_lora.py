@@ -14,20 +14,7 @@ from minigpt.config import GPTConfig
 from minigpt.params import flatten_params, map_params, unflatten_params
 from minigpt.reference import lora as L
 from minigpt.testing.strategies import configs
-
-
-def fd(f, x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
-    """∂f/∂x by central differences, one entry at a time (f: array → scalar)."""
-    g = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        old = x[i]
-        x[i] = old + eps
-        up = f()
-        x[i] = old - eps
-        down = f()
-        x[i] = old
-        g[i] = (up - down) / (2 * eps)
-    return g
+from tests.test_functional_backward import numeric_grad
 
 
 @st.composite
@@ -51,9 +38,9 @@ def test_lora_linear_backward_matches_finite_differences(example):
     dx, dA, dB, dW, db = L.lora_linear_backward(dy, cache, base_grads=True)
     loss = lambda: float(np.sum(L.lora_linear(x, W, b, A, B, s) * dy))  # noqa: E731 - ∂loss/∂y = dy
     for got, wrt in ((dx, x), (dA, A), (dB, B), (dW, W)):
-        np.testing.assert_allclose(got, fd(loss, wrt), rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(got, numeric_grad(loss, wrt), rtol=1e-6, atol=1e-7)
     if b is not None:
-        np.testing.assert_allclose(db, fd(loss, b), rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(db, numeric_grad(loss, b), rtol=1e-6, atol=1e-7)
     assert len(L.lora_linear_backward(dy, cache)) == 3  # the frozen base's gradients only when asked
 
 
@@ -106,7 +93,7 @@ def test_whole_model_adapter_grads_match_finite_differences(example):
 
     assert np.isclose(float(loss), f(), rtol=1e-12)
     for name, value in flat.items():
-        np.testing.assert_allclose(g[name], fd(f, value), rtol=1e-5, atol=1e-8, err_msg=name)
+        np.testing.assert_allclose(g[name], numeric_grad(f, value), rtol=1e-5, atol=1e-8, err_msg=name)
 
 
 def test_unmerged_layer_backward_equals_the_merged_chain_rule():
