@@ -89,17 +89,9 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.init_from must be a directory path or None, got {self.init_from!r}")
         if self.preset not in PRESETS:
             raise ValueError(f"unknown preset {self.preset!r}; choose one of {sorted(PRESETS)}")
-        self._check_dirs()
         self._check_lora()
         if self.compute_dtype not in COMPUTE_DTYPES:
             raise ValueError(f"TrainConfig.compute_dtype must be one of {COMPUTE_DTYPES}, got {self.compute_dtype!r}")
-
-    def _check_dirs(self) -> None:
-        # A run writes config.json and tokenizer/ into --out: in a data or source directory it would overwrite
-        # that directory's own files.
-        for flag, source in (("--data", self.data), ("--init-from", self.init_from)):
-            if source is not None and Path(self.out).resolve() == Path(source).resolve():
-                raise ValueError(f"TrainConfig.out={self.out!r} is also {flag}; choose another --out")
 
     def _check_lora(self) -> None:
         rank = self.lora_rank
