@@ -67,10 +67,10 @@ def read_config(run_dir: str | Path) -> dict[str, Any]:
 
 def copy_tokenizer(data_dir: str | Path, run_dir: str | Path) -> bool:
     """Copy ``DATA/tokenizer`` into ``RUN/tokenizer`` (when the data has one): a run samples without its data."""
-    src = Path(data_dir) / TOKENIZER
-    if src.is_dir():
-        shutil.copytree(src, Path(run_dir) / TOKENIZER, dirs_exist_ok=True)
-    return (Path(run_dir) / TOKENIZER).is_dir()
+    src, dst = Path(data_dir) / TOKENIZER, Path(run_dir) / TOKENIZER
+    if src.is_dir() and src.resolve() != dst.resolve():  # --out may be the data directory itself
+        shutil.copytree(src, dst, dirs_exist_ok=True)
+    return dst.is_dir()
 
 
 @contextlib.contextmanager

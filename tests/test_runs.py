@@ -125,3 +125,15 @@ def test_reading_a_run_loads_neither_jax_nor_orbax(trained):
     argv = [sys.executable, "-c", code, str(trained)]
     out = subprocess.run(argv, capture_output=True, text=True, env=env, check=True)
     assert json.loads(out.stdout.replace("'", '"')) == []
+
+
+def test_copy_tokenizer_copies_and_leaves_a_run_in_its_own_data_directory_alone(tmp_path):
+    data = tmp_path / "data"
+    (data / runs.TOKENIZER).mkdir(parents=True)
+    (data / runs.TOKENIZER / "vocab.json").write_text('{"a": 0}', encoding="utf-8")
+    assert runs.copy_tokenizer(data, tmp_path / "run")
+    assert (tmp_path / "run" / runs.TOKENIZER / "vocab.json").read_text(encoding="utf-8") == '{"a": 0}'
+    # --out equal to --data: shutil.copytree onto itself raised "are the same file"
+    assert runs.copy_tokenizer(data, data)
+    assert (data / runs.TOKENIZER / "vocab.json").read_text(encoding="utf-8") == '{"a": 0}'
+    assert not runs.copy_tokenizer(tmp_path / "no-tokenizer", tmp_path / "elsewhere")  # nothing to copy
