@@ -13,64 +13,22 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from minigpt.reference import functional as F
 from minigpt.reference import llama as LL
+from minigpt.testing.diagnosis import Mistake, call, compare, describe, run
 
 __all__ = ["check_repeat_kv", "check_rms_norm", "check_rope", "check_rope_cached_step", "check_swiglu"]
 
-Mistake = tuple[str, Callable[[], Any]]  # (message, what the function returns with that mistake)
-
 
 def _show(inputs: dict[str, Any]) -> str:
-    def one(v: Any) -> str:
-        if isinstance(v, np.ndarray):
-            return f"array of shape {v.shape}" + (f": {np.array2string(v, precision=3)}" if v.size <= 8 else "")
-        return f"<parameters: {', '.join(v)}>" if isinstance(v, dict) else repr(v)
-
-    return "\nSmallest failing input:\n" + "\n".join(f"  {k} = {one(v)}" for k, v in inputs.items())
+    return "\nSmallest failing input:\n" + describe(inputs)
 
 
 def _diagnose(got: Any, want: np.ndarray, inputs: dict, mistakes: list[Mistake], what: str, tol: float = 1e-7):
     """Return if ``got`` ≈ ``want``; else raise an AssertionError naming the first mistake ``got`` reproduces."""
-    got = np.asarray(got)
-    if got.shape != want.shape:
-        raise AssertionError(f"{what}: your output has shape {got.shape}, expected {want.shape}.{_show(inputs)}")
-    if np.allclose(got, want, rtol=tol, atol=tol):
-        return
-    for message, mistake in mistakes:
-        with np.errstate(all="ignore"):
-            try:
-                wrong = np.asarray(mistake())
-            except Exception:  # noqa: BLE001 - a mistake that cannot run on this input does not match
-                continue
-        if wrong.shape == got.shape and not np.allclose(wrong, want, rtol=tol, atol=tol):
-            if np.allclose(got, wrong, rtol=tol, atol=tol):
-                raise AssertionError(f"{what}: {message}{_show(inputs)}")
-    err = float(np.nanmax(np.abs(got - want)))
-    raise AssertionError(f"{what}: your output differs from the reference by up to {err:.3g}.{_show(inputs)}")
-
-
-def _call(fn: Callable, what: str, inputs: dict, *args: Any) -> Any:
-    try:
-        return fn(*args)
-    except Exception as e:  # noqa: BLE001 - a student's crash becomes a readable failure
-        raise AssertionError(f"{what}: your function raised {type(e).__name__}: {e}{_show(inputs)}") from e
-
-
-def _run(prop: Callable[[Any], None], strategy: st.SearchStrategy, max_examples: int) -> None:
-    settings(
-        max_examples=max_examples,
-        derandomize=True,
-        database=None,
-        deadline=None,
-        phases=[Phase.explicit, Phase.generate, Phase.shrink],
-        suppress_health_check=list(HealthCheck),
-        print_blob=False,
-        report_multiple_bugs=False,
-    )(given(strategy)(prop))()
+    compare(got, want, inputs, mistakes, what=what, rtol=tol, atol=tol)
 
 
 def _normal(draw: st.DrawFn, *shape: int) -> np.ndarray:
@@ -130,7 +88,7 @@ def check_rope(fn: Callable[..., np.ndarray], max_examples: int = 40) -> None:
     def prop(example):
         x, pos, theta = example
         ins = {"x": x, "positions": pos, "theta": theta}
-        got = np.asarray(_call(fn, "rope", ins, x.copy(), pos.copy(), theta))
+        got = np.asarray(call(fn, "rope", ins, x.copy(), pos.copy(), theta))
         if got.shape == x.shape and not np.allclose(np.linalg.norm(got, axis=-1), np.linalg.norm(x, axis=-1)):
             raise AssertionError(
                 "rope: the norms of the vectors changed — RoPE only rotates pairs of channels, so ‖RoPE(x)‖ = ‖x‖ "
@@ -145,7 +103,7 @@ def check_rope(fn: Callable[..., np.ndarray], max_examples: int = 40) -> None:
                 "⟨RoPE(q)_s, RoPE(k)_t⟩ depends only on s − t." + _show(ins)
             )
 
-    _run(prop, inputs(), max_examples)
+    run(prop, inputs(), max_examples)
 
 
 # -- RMSNorm and SwiGLU --------------------------------------------------------------------------------
@@ -162,7 +120,7 @@ def check_rms_norm(fn: Callable[..., np.ndarray], max_examples: int = 40) -> Non
     def prop(example):
         x, g, eps = example
         ins = {"x": x, "weight": g, "eps": eps}
-        got = _call(fn, "rms_norm", ins, x.copy(), g.copy(), eps)
+        got = call(fn, "rms_norm", ins, x.copy(), g.copy(), eps)
         ms = np.mean(x * x, -1, keepdims=True)
         mistakes = [
             ("you subtracted the mean — that is LayerNorm; RMSNorm divides by the root mean square and does not "
@@ -177,7 +135,7 @@ def check_rms_norm(fn: Callable[..., np.ndarray], max_examples: int = 40) -> Non
         ]  # fmt: skip
         _diagnose(got, LL.rms_norm(x, g, None, eps), ins, mistakes, "rms_norm")
 
-    _run(prop, inputs(), max_examples)
+    run(prop, inputs(), max_examples)
 
 
 def check_swiglu(fn: Callable[..., np.ndarray], max_examples: int = 30) -> None:
@@ -194,7 +152,7 @@ def check_swiglu(fn: Callable[..., np.ndarray], max_examples: int = 30) -> None:
     def prop(example):
         x, p = example
         ins = {"x": x, "mlp": p}
-        got = _call(fn, "swiglu", ins, x.copy(), {k: {"weight": v["weight"].copy()} for k, v in p.items()})
+        got = call(fn, "swiglu", ins, x.copy(), {k: {"weight": v["weight"].copy()} for k, v in p.items()})
         g, u, down = x @ p["c_gate"]["weight"], x @ p["c_fc"]["weight"], p["c_proj"]["weight"]
         sig = 1 / (1 + np.exp(-g))
         mistakes = [
@@ -208,7 +166,7 @@ def check_swiglu(fn: Callable[..., np.ndarray], max_examples: int = 30) -> None:
         ]  # fmt: skip
         _diagnose(got, F.mlp(x, p), ins, mistakes, "swiglu")
 
-    _run(prop, inputs(), max_examples)
+    run(prop, inputs(), max_examples)
 
 
 # -- grouped-query attention ---------------------------------------------------------------------------
@@ -230,10 +188,10 @@ def check_repeat_kv(fn: Callable[[np.ndarray, int], np.ndarray], max_examples: i
     def prop(example):
         x, n = example
         ins = {"x": x, "n_rep": n}
-        got = _call(fn, "repeat_kv", ins, x.copy(), n)
+        got = call(fn, "repeat_kv", ins, x.copy(), n)
         _diagnose(got, LL.repeat_kv(x, n), ins, [(_TILED, lambda: np.tile(x, (1, n, 1, 1)))], "repeat_kv")
 
-    _run(prop, inputs(), max_examples)
+    run(prop, inputs(), max_examples)
 
 
 def _step(x, attn, H, H_kv, past_k, past_v, theta, pos, *, rotate_v=False, tiled=False):
@@ -270,7 +228,7 @@ def check_rope_cached_step(fn: Callable[..., np.ndarray], max_examples: int = 30
         x, attn, H, H_kv, past_k, past_v, theta = example
         ins = {"x": x, "attn": attn, "n_head": H, "n_kv_head": H_kv, "past_k": past_k, "past_v": past_v}
         ins["theta"] = theta
-        got = _call(fn, "rope_cached_step", ins, x.copy(), attn, H, H_kv, past_k.copy(), past_v.copy(), theta)
+        got = call(fn, "rope_cached_step", ins, x.copy(), attn, H, H_kv, past_k.copy(), past_v.copy(), theta)
         p = past_k.shape[2]
         args = (x, attn, H, H_kv, past_k, past_v, theta)
         off_by_one = (
@@ -288,4 +246,4 @@ def check_rope_cached_step(fn: Callable[..., np.ndarray], max_examples: int = 30
         ]  # fmt: skip
         _diagnose(got, _step(*args, p), ins, mistakes, "rope_cached_step")
 
-    _run(prop, inputs(), max_examples)
+    run(prop, inputs(), max_examples)
