@@ -5,14 +5,11 @@ from __future__ import annotations
 import json
 import math
 import re
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
-from train_data import CFG, cli_args, write_data
+from train_data import CFG, cli_args, lock_holder, write_data
 
 from minigpt import reference as ref
 from minigpt.params import flatten_params, map_params, validate_params
@@ -148,29 +145,12 @@ def test_every_flag_has_a_one_line_help_from_the_field_docs():
     assert "micro-batch B" in text and "attention heads H" in text
 
 
-HOLD_LOCK = textwrap.dedent(
-    """
-    import sys, time
-    from minigpt.runs import locked
-    with locked(sys.argv[1]):
-        print("locked", flush=True)
-        time.sleep(120)
-    """
-)
-
-
 def test_resume_while_a_trainer_runs_is_refused_at_once(tmp_path, data_dir, capsys):
     run = tmp_path / "run"
     assert main([*cli_args(data_dir, run), "--max_steps", "3"]) == 0
     before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != ".lock"}
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD_LOCK, str(run)],
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**__import__("os").environ, "PYTHONPATH": str(ROOT)},
-    )
+    holder = lock_holder(run)
     try:
-        assert holder.stdout.readline().strip() == "locked"
         capsys.readouterr()
         assert main(["--resume", "--out", str(run), "--max_steps", "6", "--progress", "false"]) == 2
         err = capsys.readouterr().err.strip()

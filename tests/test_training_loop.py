@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from train_data import CFG, damage, tcfg_for, write_data
+from train_data import CFG, damage, lock_holder, tcfg_for, write_data
 
 from minigpt import checkpoint as ckpt
 from minigpt.params import flatten_params
@@ -147,27 +144,10 @@ def test_resume_falls_back_to_the_newest_checkpoint_that_restores(tmp_path, data
     assert [s for s, _ in losses(tmp_path / "run")] == [1, 2, 3, 4, 5, 6]
 
 
-HOLD_LOCK = textwrap.dedent(
-    """
-    import sys, time
-    from minigpt.runs import locked
-    with locked(sys.argv[1]):
-        print("locked", flush=True)
-        time.sleep(120)
-    """
-)
-
-
 def test_a_second_trainer_is_refused_naming_the_holder_and_sigkill_frees_the_run(tmp_path, data_dir):
     run = tmp_path / "run"
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD_LOCK, str(run)],
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**__import__("os").environ, "PYTHONPATH": str(ROOT)},
-    )
+    holder = lock_holder(run)
     try:
-        assert holder.stdout.readline().strip() == "locked"
         with pytest.raises(RunInUse, match=rf"in use by another trainer \(pid {holder.pid}\)"):
             train(CFG, tcfg_for(data_dir, run), log=quiet)
         assert not (run / "checkpoints").exists() and not (run / "metrics.jsonl").exists()

@@ -7,6 +7,9 @@ caches per config) and the files stay within a few tens of seconds.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import jax
@@ -86,3 +89,28 @@ def damage(step_dir: Path, how: str, item: str = "params") -> Path:
         raise ValueError(how)
     target.write_bytes(bytes(data))
     return target
+
+
+_HOLD_LOCK = """
+import sys, time
+from minigpt.runs import locked
+with locked(sys.argv[1]):
+    print("locked", flush=True)
+    time.sleep(120)
+"""
+
+
+def lock_holder(run: Path) -> subprocess.Popen:
+    """Another process holding RUN's trainer lock (``minigpt.runs.locked``) until killed; returns once it does."""
+    root = str(Path(__file__).resolve().parents[1])
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_LOCK, str(run)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": root},
+    )
+    if proc.stdout.readline().strip() != "locked":
+        proc.kill()
+        proc.wait()
+        raise AssertionError("the lock-holding process did not take the lock")
+    return proc
