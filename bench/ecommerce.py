@@ -52,6 +52,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--work", default="runs/ecommerce")
     p.add_argument("--trunk-run", default=None, help="reuse this run (trained on the prefixed reviews) as the trunk")
     p.add_argument("--news-run", default=None, help="a run pretrained on news, then on the prefixed reviews")
+    p.add_argument(
+        "--news-steps", type=int, default=0,
+        help="build the news-then-reviews trunk in this run: N steps on People's Daily, then --lm-steps on the "
+        "prefixed reviews (--init-from); every trunk then shares one char vocab over both corpora",
+    )  # fmt: skip
     p.add_argument("--lm-steps", type=int, default=600, help="trunk pretraining steps (batch 32 × 128 tokens)")
     p.add_argument("--clf-steps", type=int, default=700, help="fine-tuning steps per row (batch 32)")
     p.add_argument("--clf-lr", type=float, default=1e-3, help="trunk learning rate when fine-tuning")
@@ -82,9 +87,14 @@ def main() -> None:
     times: dict[str, float] = {}
     clock = Clock(times)
 
+    if args.news_steps and (args.news_run or args.trunk_run):
+        raise SystemExit("--news-steps builds both trunks itself: drop --news-run and --trunk-run")
+    corpora = ("reviews", "peoples-daily") if args.news_steps else ()
     with clock("prepare"):
-        prepare("reviews", work / "data")
+        prepare("reviews", work / "data", vocab_corpora=corpora)
         prepare_sentiment(work / "data", work / "data-sentiment")
+        if args.news_steps:
+            prepare("peoples-daily", work / "data-news", vocab_corpora=corpora)
     train_lines, val_lines = load_lines(work / "data", "train"), load_lines(work / "data", "val")
     tr_text, tr_y = [t for t, _ in train_lines], C.label_ids([lab for _, lab in train_lines])
     va_text, va_y = [t for t, _ in val_lines], C.label_ids([lab for _, lab in val_lines])
@@ -100,6 +110,9 @@ def main() -> None:
     with clock("trunk_reviews"):
         run = Path(args.trunk_run) if args.trunk_run else train_trunk(work, args)
         cfg, gpt, tok = load_run(run)
+    if args.news_steps:
+        with clock("trunk_news_then_reviews"):
+            args.news_run = str(train_news_trunk(work, args))
     trunks = {"reviews": gpt, "scratch": scratch_params(cfg, args.seed), "cfg": cfg}
 
     with clock("generate"):
@@ -180,6 +193,28 @@ def train_trunk(work: Path, args: argparse.Namespace) -> Path:
     )  # fmt: skip
     train(cfg, tcfg, log=lambda s: None)
     return work / "lm"
+
+
+def train_news_trunk(work: Path, args: argparse.Namespace) -> Path:
+    """The same GPT trained ``--news-steps`` on People's Daily, then continued (fresh optimizer and schedule,
+    ``init_from``) for ``--lm-steps`` on the prefixed reviews; the two control tokens are new rows there."""
+    from minigpt.config import GPTConfig
+    from minigpt.data import load_meta
+    from minigpt.train import TrainConfig, train
+
+    news_cfg = GPTConfig.preset("baby", vocab_size=load_meta(work / "data-news")["vocab_size"], block_size=128)
+    tcfg = TrainConfig(
+        data=str(work / "data-news"), out=str(work / "lm-news"), max_steps=args.news_steps, batch_size=32,
+        progress=False, eval_interval=max(args.news_steps // 3, 1), ckpt_interval=args.news_steps, seed=args.seed,
+    )  # fmt: skip
+    train(news_cfg, tcfg, log=lambda s: None)
+    cfg = news_cfg.replace(vocab_size=load_meta(work / "data-sentiment")["vocab_size"])
+    tcfg = tcfg.replace(
+        data=str(work / "data-sentiment"), out=str(work / "lm-news-reviews"), max_steps=args.lm_steps,
+        eval_interval=max(args.lm_steps // 3, 1), ckpt_interval=args.lm_steps, init_from=str(work / "lm-news"),
+    )  # fmt: skip
+    train(cfg, tcfg, log=lambda s: None)
+    return work / "lm-news-reviews"
 
 
 def scratch_params(cfg: Any, seed: int) -> Any:

@@ -1,4 +1,4 @@
-"""Shared test set-up: hypothesis profiles and float64 helpers.
+"""Shared test set-up: cheap XLA compiles, hypothesis profiles and float64 helpers.
 
 Profiles: ``ci`` (default under CI=true) is derandomized, so a red run is reproducible;
 ``dev`` explores new examples each run. Select with HYPOTHESIS_PROFILE=ci|dev.
@@ -7,10 +7,40 @@ Profiles: ``ci`` (default under CI=true) is derandomized, so a red run is reprod
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
-import jax
 import pytest
 from hypothesis import HealthCheck, settings
+
+_CHEAP_COMPILE = "--xla_backend_optimization_level=0"
+
+
+def _compile_for_tests() -> None:
+    """Make XLA compile cheaply, for this process and every subprocess and notebook kernel it starts.
+
+    Why: most of the suite's CPU time is XLA:CPU compiling tiny models, not running them. LLVM at -O0 halves a
+    compile, and a persistent compilation cache shared by the xdist workers, the CLI subprocesses and the
+    notebook kernels compiles each distinct program once per run instead of once per process (and once ever on
+    a developer's machine: the cache key is the program, the compile options and the jax/XLA version).
+    -O0 rounds some results differently in the last bit (20 AdamW steps of a tiny model: equal losses, parameter
+    sums 3e-8 apart); every test compares with a tolerance, or two runs made under the same flags, so none relies
+    on -O3's bits. Set before jax starts, through the environment, so that subprocesses inherit it.
+    MINIGPT_TEST_FULL_OPT=1 runs the suite as users compile (-O3, no cache).
+    """
+    if os.environ.get("MINIGPT_TEST_FULL_OPT") == "1":
+        return
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_backend_optimization_level" not in flags:
+        os.environ["XLA_FLAGS"] = f"{flags} {_CHEAP_COMPILE}".strip()
+    cache = Path(__file__).resolve().parents[1] / ".pytest_cache" / "jax-compilation"
+    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(cache))
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+
+
+_compile_for_tests()
+
+import jax  # noqa: E402  (after the environment above: jax reads it once)
 
 settings.register_profile(
     "ci",
@@ -39,11 +69,43 @@ def x64():
         yield
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist appends each test's group to its node id
+# Files whose parametrized cases are each a unit of work of their own: one notebook takes up to 100 s, so a file
+# of them on one worker would end the run alone.
+_SPLIT_BY_CASE = ("tests/test_notebooks.py", "tests/test_notebooks_exercises.py")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under ``--dist loadgroup`` a test file is one unit of work, so its module fixtures are built once, unless
-    a test names its own ``xdist_group``: the notebooks do, so that both workers share them instead of one
-    worker running them all one after the other."""
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+    """Tests marked ``slow`` first (a stable sort): xdist hands out units of work in collection order, and a
+    100-s notebook handed out last would finish the run alone on one worker while the other one waits."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log):  # noqa: ANN001, ANN201
+    """Under pytest-xdist a test file is one unit of work, so its module fixtures (trained runs, the 8-device
+    subprocess) are built once, on one worker; except that each case of the ``_SPLIT_BY_CASE`` files is its own.
+
+    Why a scheduler and not ``--dist loadgroup`` with ``xdist_group`` marks: from pytest 9.2 on, xdist 3.8's
+    loadgroup silently stops grouping (it renames ``item._nodeid``, which pytest no longer reads), and every
+    module fixture was then built once per worker.
+    """
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByFile(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return unit_of_work(nodeid)
+
+    return ByFile(config, log)
+
+
+def unit_of_work(nodeid: str) -> str:
+    """The test's file, or the test itself in a ``_SPLIT_BY_CASE`` file."""
+    path = nodeid.split("::", 1)[0]
+    return nodeid if path in _SPLIT_BY_CASE else path
+
+
+@pytest.fixture
+def full_optimization(monkeypatch):
+    """XLA at its default -O3 for the subprocesses (notebook kernels) started in the test: a lesson notebook
+    trains for hundreds of steps, and there -O0's slower code costs more than its faster compile saves."""
+    flags = os.environ.get("XLA_FLAGS", "").replace(_CHEAP_COMPILE, "").strip()
+    monkeypatch.setenv("XLA_FLAGS", flags)

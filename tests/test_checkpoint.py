@@ -80,7 +80,9 @@ def test_orbax_alone_loads_a_flipped_bit_which_is_why_checkpoints_carry_checksum
         1, args=ocp.args.Composite(params=ocp.args.StandardRestore(abstract))
     )
     changed = int(np.sum(np.asarray(restored.params["w"]) != params["w"]))
-    assert changed == 1  # no error from Orbax / TensorStore
+    # no error from Orbax / TensorStore, only wrong numbers: one, or a few thousand when the flip lands in a
+    # compressed run (which one depends on how TensorStore chunked the write)
+    assert changed >= 1
     assert ckpt.tree_sha256(restored.params) != meta["sha256"]["params"] == ckpt.tree_sha256(params)
 
 

@@ -1,8 +1,11 @@
 """The README's main job, end to end on a tiny budget: prepare → train → sample, then resume."""
 
+import pytest
+
 from minigpt.cli import main
 
 
+@pytest.mark.slow
 def test_demo_prepares_trains_samples_and_resumes(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     args = ["demo", "--preset", "tiny", "--max-steps", "3", "--new-tokens", "4", "--ban", "好"]

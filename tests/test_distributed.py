@@ -34,7 +34,8 @@ MESHES = ("data=8", "data=4,fsdp=2", "data=2,fsdp=4", "fsdp=8")
 
 def _env(devices: int) -> dict[str, str]:
     env = dict(os.environ)
-    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+    # appended: keeps the test-wide compile flags of tests/conftest.py
+    env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices}".strip()
     env["PYTHONPATH"] = str(ROOT)
     env["JAX_PLATFORMS"] = "cpu"
     return env
@@ -50,6 +51,7 @@ def meshes(tmp_path_factory):
     return out, json.loads((out / "meshes.json").read_text())
 
 
+@pytest.mark.slow
 def test_every_mesh_gives_the_single_device_losses(meshes):
     _, r = meshes
     single = np.array(r["single"])

@@ -152,6 +152,7 @@ loss_and_grads = nnx.jit(_loss_and_grads)
 logits_fn = nnx.jit(lambda m, x: m(x))
 
 
+@pytest.mark.slow
 @settings(max_examples=10)
 @given(config_and_tokens(max_block=40), seeds())
 def test_fast_gpt_equals_plain_gpt_logits_loss_and_gradients(x64, cfg_idx, seed):

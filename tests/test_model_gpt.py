@@ -32,7 +32,7 @@ def test_apply_is_the_reference_forward_float64(x64, cfg_idx, seed, fast, remat)
     params = _params(cfg, seed, np.float64)
     fn = jax.jit(lambda p, x: apply(p, x, cfg, fast=fast, remat=remat))
     np.testing.assert_allclose(np.asarray(fn(params, idx)), ref.forward(params, idx, cfg), rtol=1e-9, atol=1e-12)
-    hidden = apply(params, idx, cfg, fast=fast, remat=remat, output="hidden")
+    hidden = jax.jit(lambda p, x: apply(p, x, cfg, fast=fast, remat=remat, output="hidden"))(params, idx)
     np.testing.assert_allclose(np.asarray(hidden), ref.hidden_states(params, idx, cfg), rtol=1e-9, atol=1e-12)
 
 
@@ -64,7 +64,8 @@ def test_remat_gives_the_same_gradients_float64(x64):
     def loss(p, remat):
         return cross_entropy(apply(p, idx, cfg, remat=remat), y)
 
-    plain, recomputed = jax.grad(loss)(params, False), jax.grad(loss)(params, True)
+    grad = jax.jit(jax.grad(loss), static_argnums=1)  # one program each; op by op it compiles every op's shape
+    plain, recomputed = grad(params, False), grad(params, True)
     for a, b in zip(jax.tree.leaves(plain), jax.tree.leaves(recomputed), strict=True):
         np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-10, atol=1e-13)
 

@@ -59,13 +59,9 @@ def test_committed_notebooks_are_clean(path):
             assert cell.outputs == [] and cell.execution_count is None, f"{path.name}: strip outputs before commit"
 
 
-def _own_group(values: list, name) -> list:
-    """One xdist group per notebook: executing them is the longest part of the suite (see conftest.py)."""
-    return [pytest.param(v, marks=pytest.mark.xdist_group(f"notebook-{name(v)}")) for v in values]
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize("path", _own_group(NOTEBOOKS, lambda p: p.stem), ids=lambda p: p.name)
+@pytest.mark.usefixtures("full_optimization")
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)  # each its own unit of work (conftest.py)
 def test_notebook_runs_top_to_bottom(path, monkeypatch):
     nb = execute(nbformat.read(path, as_version=4), path, monkeypatch)
     outputs = [o for c in nb.cells for o in c.get("outputs", [])]
@@ -75,7 +71,7 @@ def test_notebook_runs_top_to_bottom(path, monkeypatch):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", _own_group(LESSONS, lambda n: f"solution-{n}"))
+@pytest.mark.parametrize("name", LESSONS)
 def test_each_solution_runs_top_to_bottom_and_passes_its_self_checks(name, monkeypatch):
     path = SOLUTIONS / f"{name}.ipynb"
     nb = execute(nbformat.read(path, as_version=4), path, monkeypatch)

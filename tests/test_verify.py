@@ -16,6 +16,7 @@ def erf_gelu(x):  # the exact GELU: close to GPT-2's tanh form, but not the same
     return 0.5 * x * (1.0 + np.vectorize(math.erf)(x / math.sqrt(2.0))).astype(x.dtype)
 
 
+@pytest.mark.slow
 def test_cli_json_report_passes_and_covers_both_dtypes(capsys):
     assert cli.main(["verify", "--configs", "1", "--seed", "3", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
