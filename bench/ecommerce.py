@@ -181,40 +181,30 @@ def predict(model: Any, texts: list[str]) -> np.ndarray:
 
 def train_trunk(work: Path, args: argparse.Namespace) -> Path:
     """The baby GPT (block 128) as a conditional LM on the prefixed train split; returns its run directory."""
-    from minigpt.config import GPTConfig
-    from minigpt.data import load_meta
-    from minigpt.train import TrainConfig, train
-
-    meta = load_meta(work / "data-sentiment")
-    cfg = GPTConfig.preset("baby", vocab_size=meta["vocab_size"], block_size=128)
-    tcfg = TrainConfig(
-        data=str(work / "data-sentiment"), out=str(work / "lm"), max_steps=args.lm_steps, batch_size=32,
-        progress=False, eval_interval=max(args.lm_steps // 3, 1), ckpt_interval=args.lm_steps, seed=args.seed,
-    )  # fmt: skip
-    train(cfg, tcfg, log=lambda s: None)
-    return work / "lm"
+    return train_lm(work / "data-sentiment", work / "lm", args.lm_steps, args.seed)
 
 
 def train_news_trunk(work: Path, args: argparse.Namespace) -> Path:
     """The same GPT trained ``--news-steps`` on People's Daily, then continued (fresh optimizer and schedule,
     ``init_from``) for ``--lm-steps`` on the prefixed reviews; the two control tokens are new rows there."""
+    news = train_lm(work / "data-news", work / "lm-news", args.news_steps, args.seed)
+    return train_lm(work / "data-sentiment", work / "lm-news-reviews", args.lm_steps, args.seed, init_from=news)
+
+
+def train_lm(data: Path, out: Path, steps: int, seed: int, init_from: Path | None = None) -> Path:
+    """``steps`` AdamW steps of the baby GPT with block 128, batch 32, on ``data``; returns the run directory."""
     from minigpt.config import GPTConfig
     from minigpt.data import load_meta
     from minigpt.train import TrainConfig, train
 
-    news_cfg = GPTConfig.preset("baby", vocab_size=load_meta(work / "data-news")["vocab_size"], block_size=128)
+    cfg = GPTConfig.preset("baby", vocab_size=load_meta(data)["vocab_size"], block_size=128)
     tcfg = TrainConfig(
-        data=str(work / "data-news"), out=str(work / "lm-news"), max_steps=args.news_steps, batch_size=32,
-        progress=False, eval_interval=max(args.news_steps // 3, 1), ckpt_interval=args.news_steps, seed=args.seed,
-    )  # fmt: skip
-    train(news_cfg, tcfg, log=lambda s: None)
-    cfg = news_cfg.replace(vocab_size=load_meta(work / "data-sentiment")["vocab_size"])
-    tcfg = tcfg.replace(
-        data=str(work / "data-sentiment"), out=str(work / "lm-news-reviews"), max_steps=args.lm_steps,
-        eval_interval=max(args.lm_steps // 3, 1), ckpt_interval=args.lm_steps, init_from=str(work / "lm-news"),
+        data=str(data), out=str(out), max_steps=steps, batch_size=32, progress=False,
+        eval_interval=max(steps // 3, 1), ckpt_interval=steps, seed=seed,
+        init_from=None if init_from is None else str(init_from),
     )  # fmt: skip
     train(cfg, tcfg, log=lambda s: None)
-    return work / "lm-news-reviews"
+    return out
 
 
 def scratch_params(cfg: Any, seed: int) -> Any:
