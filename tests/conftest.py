@@ -18,14 +18,15 @@ _CHEAP_COMPILE = "--xla_backend_optimization_level=0"
 def _compile_for_tests() -> None:
     """Make XLA compile cheaply, for this process and every subprocess and notebook kernel it starts.
 
-    Why: most of the suite's CPU time is XLA:CPU compiling tiny models, not running them. LLVM at -O0 halves a
-    compile, and a persistent compilation cache shared by the xdist workers, the CLI subprocesses and the
+    Why: most of the suite's CPU time is XLA:CPU compiling tiny models, not running them. LLVM at -O0 cuts a
+    compile by a third, and a persistent compilation cache shared by the xdist workers, the CLI subprocesses and the
     notebook kernels compiles each distinct program once per run instead of once per process (and once ever on
     a developer's machine: the cache key is the program, the compile options and the jax/XLA version).
     -O0 rounds some results differently in the last bit (20 AdamW steps of a tiny model: equal losses, parameter
     sums 3e-8 apart); every test compares with a tolerance, or two runs made under the same flags, so none relies
     on -O3's bits. Set before jax starts, through the environment, so that subprocesses inherit it.
-    MINIGPT_TEST_FULL_OPT=1 runs the suite as users compile (-O3, no cache).
+    MINIGPT_TEST_FULL_OPT=1 runs the suite as users compile (-O3, no cache). The cache has no size limit (a run
+    adds about 40 MB; JAX's limit evicts files another worker is writing); delete the folder to empty it.
     """
     if os.environ.get("MINIGPT_TEST_FULL_OPT") == "1":
         return
