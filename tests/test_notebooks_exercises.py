@@ -19,8 +19,6 @@ CHECKS = {
     "09_lora": ["lora_init", "lora_forward", "lora_step"],
     "10_llama": ["rms_norm", "rope", "swiglu", "repeat_kv", "rope_cached_step"],
 }
-# each notebook pair in its own xdist group, so that the two share the workers (tests/conftest.py)
-NAMES = list(CHECKS)  # each name its own unit of work under xdist (conftest.py)
 
 
 def paths(name: str) -> tuple[Path, Path]:
@@ -62,7 +60,7 @@ def test_exercise_and_solution_differ_only_in_exercise_cells(name):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", CHECKS)  # each case its own unit of work under xdist (conftest.py)
 def test_solution_passes_every_checker_and_blanks_fail_with_their_todo(name, monkeypatch):
     exercise, solution = paths(name)
     nb = run(solution, monkeypatch)
