@@ -41,6 +41,12 @@ import sys
 import time
 
 M_TRIM_THRESHOLD, M_MMAP_MAX, M_ARENA_MAX = -1, -4, -8  # glibc's <malloc.h>
+# name in glibc's tunables: (mallopt option, value)
+_MALLOC_SETTINGS = {
+    "mmap_max": (M_MMAP_MAX, 0),
+    "trim_threshold": (M_TRIM_THRESHOLD, 2**31 - 1),
+    "arena_max": (M_ARENA_MAX, 1),
+}
 _done: bool | None = None
 _inline: bool | None = None  # set by execute_inline()
 
@@ -62,9 +68,18 @@ def keep_freed_memory() -> bool:
         mallopt = libc.mallopt
     except (OSError, AttributeError):  # musl and other C libraries have no mallopt
         return False
-    settings = ((M_MMAP_MAX, 0), (M_TRIM_THRESHOLD, 2**31 - 1), (M_ARENA_MAX, 1))
-    _done = all(mallopt(option, value) == 1 for option, value in settings)
+    _done = all(mallopt(option, value) == 1 for option, value in _MALLOC_SETTINGS.values())
     return _done
+
+
+def glibc_tunables() -> str:
+    """``keep_freed_memory()``'s settings as a ``GLIBC_TUNABLES`` value, for processes you start yourself.
+
+    glibc reads the variable when a process starts, before any thread exists, so a child started with it
+    gets all three settings from its first allocation on (the test suite sets it for its workers, notebook
+    kernels and subprocesses). It is the same trade-off as ``keep_freed_memory()``, for the whole child.
+    """
+    return ":".join(f"glibc.malloc.{name}={value}" for name, (_, value) in _MALLOC_SETTINGS.items())
 
 
 def configure_cpu() -> dict[str, bool]:

@@ -1,4 +1,4 @@
-"""Shared test set-up: cheap XLA compiles, hypothesis profiles and float64 helpers.
+"""Shared test set-up: cheap XLA compiles, malloc settings, hypothesis profiles and float64 helpers.
 
 Profiles: ``ci`` (default under CI=true) is derandomized, so a red run is reproducible;
 ``dev`` explores new examples each run. Select with HYPOTHESIS_PROFILE=ci|dev.
@@ -12,19 +12,26 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
-_CHEAP_COMPILE = "--xla_backend_optimization_level=0"
+from minigpt.hostmem import glibc_tunables
+
+_CHEAP_COMPILE = "--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false"
 
 
 def _compile_for_tests() -> None:
     """Make XLA compile cheaply, for this process and every subprocess and notebook kernel it starts.
 
-    Why: most of the suite's CPU time is XLA:CPU compiling tiny models, not running them. LLVM at -O0 cuts a
-    compile by a third, and a persistent compilation cache shared by the xdist workers, the CLI subprocesses and the
-    notebook kernels compiles each distinct program once per run instead of once per process (and once ever on
-    a developer's machine: the cache key is the program, the compile options and the jax/XLA version).
-    -O0 rounds some results differently in the last bit (20 AdamW steps of a tiny model: equal losses, parameter
-    sums 3e-8 apart); every test compares with a tolerance, or two runs made under the same flags, so none relies
-    on -O3's bits. Set before jax starts, through the environment, so that subprocesses inherit it.
+    Why: most of the suite's CPU time is XLA:CPU compiling tiny models, not running them (the xdist workers
+    compile about 3,500 programs a run). Two flags: LLVM at -O0, and XLA:CPU's older element-wise emitters instead
+    of its MLIR fusion emitters, whose pass pipeline is rebuilt for every program. Compiling the loss and gradients
+    of 8 small GPTs took 19.6 s at the defaults, 8.4 s at -O0 and 5.1 s with both flags (38 tiny programs: 10.3,
+    7.5 and 4.4 s). The code they make runs slower (150 train steps: 5 s, 8 s, 11 s), which is why lessons that
+    train for long keep the defaults (``full_optimization``). A persistent compilation cache shared by the xdist
+    workers, the CLI subprocesses and the notebook kernels compiles each distinct program once per run instead of
+    once per process (and once ever on a developer's machine: the cache key is the program, the compile options and
+    the jax/XLA version). The flags round some results differently in the last bits (20 AdamW steps of a tiny model:
+    final losses 1.4e-6 apart out of 4.16, equal float32 sums of |parameters|); every test compares with a
+    tolerance, or two runs made under the same flags, so none relies on the defaults' bits. Set before jax starts,
+    through the environment, so that subprocesses inherit it.
     MINIGPT_TEST_FULL_OPT=1 runs the suite as users compile (-O3, no cache). The cache has no size limit (a run
     adds about 40 MB; JAX's limit evicts files another worker is writing); delete the folder to empty it.
     """
@@ -39,7 +46,19 @@ def _compile_for_tests() -> None:
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
 
+def _keep_freed_memory_for_tests() -> None:
+    """Start every worker, notebook kernel and subprocess with ``minigpt.hostmem``'s malloc settings.
+
+    Why: without them each XLA:CPU execution page-faults its temporaries in afresh and the kernel zeroes them; a
+    150-step training run of a 2-layer model spent 12 s of system time in that, against 2 s with them (22 s wall
+    instead of 28). glibc reads ``GLIBC_TUNABLES`` at process start, so the environment is the only way to reach
+    the xdist workers before their first allocation. tests/test_hostmem.py starts its untuned probe without it.
+    """
+    os.environ.setdefault("GLIBC_TUNABLES", glibc_tunables())
+
+
 _compile_for_tests()
+_keep_freed_memory_for_tests()
 
 import jax  # noqa: E402  (after the environment above: jax reads it once)
 
@@ -106,7 +125,7 @@ def unit_of_work(nodeid: str) -> str:
 
 @pytest.fixture
 def full_optimization(monkeypatch):
-    """XLA at its default -O3 for the subprocesses (notebook kernels) started in the test: a lesson notebook
-    trains for hundreds of steps, and there -O0's slower code costs more than its faster compile saves."""
+    """XLA at its defaults for the subprocesses (notebook kernels) started in the test: for a notebook that
+    trains for hundreds of steps the cheap compiles' slower code costs more than their faster compiling saves."""
     flags = os.environ.get("XLA_FLAGS", "").replace(_CHEAP_COMPILE, "").strip()
     monkeypatch.setenv("XLA_FLAGS", flags)

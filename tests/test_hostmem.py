@@ -49,7 +49,9 @@ print(json.dumps({"applied": keep_freed_memory(), "inline": settings["execute_in
 
 
 def probe(opt_out: bool) -> dict:
-    env = {**os.environ, "MINIGPT_KEEP_FREED_MEMORY": "0" if opt_out else "1"}
+    # without the suite's GLIBC_TUNABLES (tests/conftest.py): the opted-out probe must see glibc's defaults
+    env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
+    env["MINIGPT_KEEP_FREED_MEMORY"] = "0" if opt_out else "1"
     out = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -99,3 +101,40 @@ def test_no_pause_when_execution_is_inline():
 def test_pause_rejects_a_negative_or_nan_step_time(bad):
     with pytest.raises(ValueError, match="step_seconds must be a duration >= 0"):
         hostmem.hand_over_gil(bad)
+
+
+HEAP = r"""
+import ctypes, json, sys
+class MallInfo2(ctypes.Structure):
+    names = "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost"
+    _fields_ = [(n, ctypes.c_size_t) for n in names.split()]
+libc = ctypes.CDLL("libc.so.6")
+libc.mallinfo2.restype, libc.malloc.restype, libc.free.argtypes = MallInfo2, ctypes.c_void_p, [ctypes.c_void_p]
+if sys.argv[1] == "mallopt":
+    from minigpt.hostmem import keep_freed_memory
+    assert keep_freed_memory()
+before = libc.mallinfo2()
+block = libc.malloc(64 << 20)
+mmapped = libc.mallinfo2().hblkhd - before.hblkhd  # bytes in blocks glibc mmapped for themselves
+libc.free(block)
+kept = libc.mallinfo2().fordblks - before.fordblks  # free bytes glibc kept instead of giving them back
+print(json.dumps({"mmapped": mmapped, "kept": kept}))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc tuning is Linux-only")
+@pytest.mark.parametrize("how", ["mallopt", "GLIBC_TUNABLES"])
+def test_the_environment_form_and_mallopt_both_keep_a_large_block_in_the_heap(how):
+    """``glibc_tunables()`` is ``keep_freed_memory()`` for a child process: the same 64 MB block comes from the
+    heap instead of its own mmap, and its memory stays with the process once freed."""
+
+    def heap(mode: str, tunables: str | None) -> dict:
+        env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
+        env |= {"GLIBC_TUNABLES": tunables} if tunables else {}
+        out = subprocess.run([sys.executable, "-c", HEAP, mode], env=env, capture_output=True, text=True, check=True)
+        return json.loads(out.stdout)
+
+    default = heap("default", None)
+    tuned = heap("mallopt", None) if how == "mallopt" else heap("default", hostmem.glibc_tunables())
+    assert default["mmapped"] >= 64 << 20 and default["kept"] < 64 << 20
+    assert tuned["mmapped"] == 0 and tuned["kept"] >= 64 << 20

@@ -85,9 +85,10 @@ def test_token_nll_is_minus_log_softmax_at_the_target_float64(x64, B, T, V, igno
             if keep[b, t]:
                 z = logits[b, t]
                 want[b, t] = np.log(np.sum(np.exp(z - z.max()))) + z.max() - z[targets[b, t]]
-    got = np.asarray(token_nll(jnp.asarray(logits), jnp.asarray(targets), ignore))
+    # jitted: one program per shape, not each op compiled alone
+    got = np.asarray(jax.jit(token_nll)(jnp.asarray(logits), jnp.asarray(targets), ignore))
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
-    mean = float(cross_entropy(jnp.asarray(logits), jnp.asarray(targets), ignore))
+    mean = float(jax.jit(cross_entropy)(jnp.asarray(logits), jnp.asarray(targets), ignore))
     assert mean == pytest.approx(want.sum() / keep.sum() if keep.any() else 0.0, rel=1e-12, abs=1e-12)
 
 
@@ -106,13 +107,14 @@ def test_a_model_built_from_params_is_in_inference_mode():
     params = ref.init_params(cfg)
     idx = np.arange(10)[None] % cfg.vocab_size
     want = ref.forward(params, idx, cfg)
+    call = nnx.jit(lambda model, idx: model(idx))  # one program per mode, not each op compiled alone
     for model in (GPT.from_params(params, cfg), from_params(params, cfg), GPT(cfg, rngs=nnx.Rngs(0))):
-        first, second = np.asarray(model(idx)), np.asarray(model(idx))
+        first, second = np.asarray(call(model, idx)), np.asarray(call(model, idx))
         np.testing.assert_array_equal(first, second)
-    np.testing.assert_allclose(np.asarray(from_params(params, cfg)(idx)), want, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(call(from_params(params, cfg), idx)), want, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(np.asarray(apply(params, idx, cfg)), want, rtol=1e-5, atol=1e-5)
     trained = from_params(params, cfg, train=True)
-    assert not np.allclose(np.asarray(trained(idx)), want, atol=1e-3)  # training asked for: dropout is live
+    assert not np.allclose(np.asarray(call(trained, idx)), want, atol=1e-3)  # training asked for: dropout is live
 
 
 def test_apply_in_training_needs_a_key_when_dropout_is_on():

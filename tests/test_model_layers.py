@@ -1,5 +1,8 @@
 """minigpt.model.layers: the one attention formula and the cached attention path, against the NumPy reference."""
 
+import functools
+
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -11,6 +14,9 @@ from minigpt import GPTConfig
 from minigpt import reference as ref
 from minigpt.model import CausalSelfAttention, attention, causal_mask
 from minigpt.reference.functional import causal_mask as ref_causal_mask
+
+# jitted: one program per shape, not each op of the formula compiled alone
+attention_and_weights = jax.jit(functools.partial(attention, return_weights=True))
 
 
 @settings(max_examples=30, deadline=None)
@@ -32,10 +38,10 @@ def test_attention_is_the_reference_formula_float64(x64, B, Tq, Tk, d, dv, maske
         hidden[:, 0] = False
         mask = np.where(hidden, -np.inf, 0.0)
     want, want_w = ref.scaled_dot_product_attention(q, k, v, mask, return_weights=True)
-    got, got_w = attention(jnp.asarray(q), jnp.asarray(k), jnp.asarray(v), mask, return_weights=True)
+    got, got_w = attention_and_weights(jnp.asarray(q), jnp.asarray(k), jnp.asarray(v), mask)
     np.testing.assert_allclose(np.asarray(got), want, rtol=1e-12, atol=1e-13)
     np.testing.assert_allclose(np.asarray(got_w), want_w, rtol=1e-12, atol=1e-13)
-    assert np.asarray(attention(jnp.asarray(q), jnp.asarray(k), jnp.asarray(v), mask)).shape == (B, Tq, dv)
+    assert np.asarray(jax.jit(attention)(jnp.asarray(q), jnp.asarray(k), jnp.asarray(v), mask)).shape == (B, Tq, dv)
 
 
 @given(st.integers(1, 20))

@@ -53,6 +53,14 @@ def test_gelu_is_gpt2_tanh_form_close_to_erf_gelu():
         np.testing.assert_allclose(ref.gelu(x), np.asarray(jax.nn.gelu(x, approximate=True)), rtol=1e-12, atol=1e-14)
 
 
+@jax.jit  # one program per shape, not each of its ops compiled alone
+def _jax_causal_attention(q, k, v):  # (B, T, d) with one head
+    out = jax.nn.dot_product_attention(
+        q[:, :, None], k[:, :, None], v[:, :, None], is_causal=True, implementation="xla"
+    )
+    return out[:, :, 0, :]
+
+
 @settings(max_examples=10)
 @given(attention_inputs(equal_dims=True))
 def test_attention_matches_jax_dot_product_attention(qkv):
@@ -60,9 +68,7 @@ def test_attention_matches_jax_dot_product_attention(qkv):
     T = q.shape[1]
     out, w = ref.scaled_dot_product_attention(q, k, v, ref.causal_mask(T, q.dtype), return_weights=True)
     with jax.enable_x64(True):
-        expected = jax.nn.dot_product_attention(
-            q[:, :, None, :], k[:, :, None, :], v[:, :, None, :], is_causal=True, implementation="xla"
-        )[:, :, 0, :]
+        expected = _jax_causal_attention(q, k, v)
     # JAX's kernel computes its softmax in float32 even for float64 inputs: float32 tolerance
     np.testing.assert_allclose(out, np.asarray(expected), rtol=1e-5, atol=1e-6)
     assert np.all(np.triu(w, k=1) == 0.0), "attention weights must be zero above the diagonal"
