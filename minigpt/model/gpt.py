@@ -175,9 +175,7 @@ def from_params(
     validate_params(params, cfg)
     values = flatten_params(jax_params(params))
     dtype = params_dtype(params)
-    build = functools.partial(GPT, cfg, dtype=dtype, fast=fast, remat=remat, train=train)
-    # Built abstractly (no random init to compute, which costs seconds of per-shape compilation), then filled.
-    graphdef, state = nnx.split(nnx.eval_shape(lambda: build(rngs=nnx.Rngs(params=0, dropout=seed))))
+    graphdef, state = _abstract(cfg, np.dtype(dtype), fast, remat, train)
     key = jax.random.key(seed)
     filled = []
     for i, (path, var) in enumerate(nnx.to_flat_state(state)):
@@ -191,6 +189,14 @@ def from_params(
             raise TypeError(f"unexpected state {path} of type {type(var).__name__}")
         filled.append((path, var.replace(value)))
     return nnx.merge(graphdef, nnx.from_flat_state(filled))
+
+
+@functools.lru_cache(maxsize=32)
+def _abstract(cfg: GPTConfig, dtype: np.dtype, fast: bool, remat: bool, train: bool) -> tuple[Any, nnx.State]:
+    """A ``GPT`` built abstractly, split: no random init to compute (seconds of per-shape compilation), and
+    traced once per config rather than on every ``from_params``; ``from_params`` fills in the values."""
+    build = functools.partial(GPT, cfg, dtype=dtype, fast=fast, remat=remat, train=train)
+    return nnx.split(nnx.eval_shape(lambda: build(rngs=nnx.Rngs(params=0, dropout=0))))
 
 
 def to_params(model: GPT, *, copy: bool = True) -> Params:
