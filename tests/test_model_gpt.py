@@ -157,3 +157,14 @@ def test_kv_cache_reorder_keeps_the_chosen_rows():
     np.testing.assert_array_equal(np.asarray(picked.start), [2, 2, 0])
     np.testing.assert_array_equal(np.asarray(picked.layers[0][0][:, 0, 0, 0]), [2.0, 2.0, 0.0])
     assert int(picked.pos) == 2
+
+
+def test_models_built_from_params_of_one_config_keep_their_own_values():
+    """from_params caches the abstract model per config: the models it builds must not share their variables."""
+    cfg = GPTConfig.preset("tiny")
+    first, second = (from_params(ref.init_params(cfg, seed=s), cfg) for s in (1, 2))
+    want = flatten_params(ref.init_params(cfg, seed=1))
+    second.h[0].attn.c_attn.weight[...] = 0.0
+    assert not to_params(second)["h"][0]["attn"]["c_attn"]["weight"].any()  # the write took ...
+    for name, value in flatten_params(to_params(first)).items():  # ... in the second model only
+        np.testing.assert_array_equal(value, want[name], err_msg=name)
