@@ -18,9 +18,13 @@ from minigpt.testing.strategies import config_and_tokens, configs, seeds
 
 logits_fn = nnx.jit(lambda m, x: m(x))
 loss_fn = nnx.jit(lambda m, x, y: m.loss(x, y))
-call_fn = nnx.jit(lambda module, x: module(x))
-attn_fn = nnx.jit(lambda attn, x: attn(x, return_weights=True))
 JAX_EXAMPLES = settings(max_examples=10)
+
+
+@nnx.jit
+def components(block, x):
+    """A block's attention (with weights), the block, its MLP and its first LayerNorm on the same x: one program."""
+    return block.attn(x, return_weights=True), block(x), block.mlp(x), block.ln_1(x)
 
 
 @nnx.jit
@@ -83,16 +87,16 @@ def test_components_agree_float64(x64, cfg, seed):
     model = from_params(params, cfg)
     p0, b0 = params["h"][0], model.h[0]
     x = np.random.default_rng(seed).standard_normal((2, cfg.block_size, cfg.n_embd))
-    y, w = attn_fn(b0.attn, jnp.asarray(x))
+    (y, w), block, mlp, ln_1 = components(b0, jnp.asarray(x))
     y_ref, w_ref = ref.multi_head_attention(x, p0["attn"], cfg.n_head, return_weights=True)
     close = dict(rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(np.asarray(y), y_ref, **close)
     np.testing.assert_allclose(np.asarray(w), w_ref, **close)
-    np.testing.assert_allclose(np.asarray(call_fn(b0, jnp.asarray(x))), ref.block(x, p0, cfg), **close)
-    np.testing.assert_allclose(np.asarray(call_fn(b0.mlp, jnp.asarray(x))), ref.mlp(x, p0["mlp"]), **close)
+    np.testing.assert_allclose(np.asarray(block), ref.block(x, p0, cfg), **close)
+    np.testing.assert_allclose(np.asarray(mlp), ref.mlp(x, p0["mlp"]), **close)
     ln = p0["ln_1"]
     want_ln = ref.layer_norm(x, ln["weight"], ln.get("bias"), cfg.layer_norm_eps)
-    np.testing.assert_allclose(np.asarray(call_fn(b0.ln_1, jnp.asarray(x))), want_ln, **close)
+    np.testing.assert_allclose(np.asarray(ln_1), want_ln, **close)
 
 
 @given(configs(), seeds())

@@ -69,10 +69,11 @@ def test_cached_attention_prefill_then_steps_equals_one_causal_pass(x64, n_head,
     cache = KVCache.init(cfg, 2, T, jnp.float64)
     P = max(1, T // 2)
     pieces = []
-    # jitted: two programs (the prefill and a one-token step) instead of every op compiled eagerly per shape
-    call = nnx.jit(lambda layer, x, mask, kv, pos: layer(x, mask=mask, cache=kv, pos=pos))
+    # jitted, the cache's mask included: two programs (the prefill and a one-token step) instead of every op
+    # compiled eagerly per shape
+    call = nnx.jit(lambda layer, x, c: layer(x, mask=c.mask(x.shape[1], x.dtype), cache=c.layers[0], pos=c.pos))
     for lo, hi in [(0, P)] + [(t, t + 1) for t in range(P, T)]:
-        y, kv = call(layer, x[:, lo:hi], cache.mask(hi - lo, x.dtype), cache.layers[0], cache.pos)
+        y, kv = call(layer, x[:, lo:hi], cache)
         cache = cache.advance([kv], hi - lo)
         pieces.append(np.asarray(y))
     assert int(cache.pos) == T
