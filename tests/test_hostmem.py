@@ -12,20 +12,25 @@ from hypothesis import strategies as st
 
 from minigpt import hostmem
 
+# glibc's mallinfo2(), for the probes below
+MALLINFO = r"""
+import ctypes
+class MallInfo2(ctypes.Structure):
+    names = "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost"
+    _fields_ = [(n, ctypes.c_size_t) for n in names.split()]
+libc = ctypes.CDLL("libc.so.6")
+libc.mallinfo2.restype = MallInfo2
+"""
+
+# the probes run as MALLINFO + PROBE and MALLINFO + HEAP
 PROBE = r"""
-import ctypes, json, resource, sys
+import json, resource, sys
 from minigpt import hostmem
 settings = hostmem.configure_cpu()  # what the CLI does: malloc and dispatch settings before JAX starts its threads
 import jax, jax.numpy as jnp, numpy as np
 from minigpt.config import GPTConfig
 from minigpt.hostmem import keep_freed_memory
 from minigpt.train import StepSpec, TrainConfig, compiled_steps, dropout_key, init_params
-
-class MallInfo2(ctypes.Structure):
-    names = "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost"
-    _fields_ = [(n, ctypes.c_size_t) for n in names.split()]
-libc = ctypes.CDLL("libc.so.6")
-libc.mallinfo2.restype = MallInfo2
 
 def in_use():  # bytes glibc has handed out from the heap (large blocks included once M_MMAP_MAX = 0)
     return libc.mallinfo2().uordblks
@@ -48,11 +53,14 @@ print(json.dumps({"applied": keep_freed_memory(), "inline": settings["execute_in
 """
 
 
+def untuned_env() -> dict[str, str]:
+    """This environment without the suite's GLIBC_TUNABLES (tests/conftest.py): a probe sees glibc's defaults."""
+    return {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
+
+
 def probe(opt_out: bool) -> dict:
-    # without the suite's GLIBC_TUNABLES (tests/conftest.py): the opted-out probe must see glibc's defaults
-    env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
-    env["MINIGPT_KEEP_FREED_MEMORY"] = "0" if opt_out else "1"
-    out = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, check=True)
+    env = untuned_env() | {"MINIGPT_KEEP_FREED_MEMORY": "0" if opt_out else "1"}
+    out = subprocess.run([sys.executable, "-c", MALLINFO + PROBE], env=env, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -104,12 +112,8 @@ def test_pause_rejects_a_negative_or_nan_step_time(bad):
 
 
 HEAP = r"""
-import ctypes, json, sys
-class MallInfo2(ctypes.Structure):
-    names = "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost"
-    _fields_ = [(n, ctypes.c_size_t) for n in names.split()]
-libc = ctypes.CDLL("libc.so.6")
-libc.mallinfo2.restype, libc.malloc.restype, libc.free.argtypes = MallInfo2, ctypes.c_void_p, [ctypes.c_void_p]
+import json, sys
+libc.malloc.restype, libc.free.argtypes = ctypes.c_void_p, [ctypes.c_void_p]
 if sys.argv[1] == "mallopt":
     from minigpt.hostmem import keep_freed_memory
     assert keep_freed_memory()
@@ -129,9 +133,9 @@ def test_the_environment_form_and_mallopt_both_keep_a_large_block_in_the_heap(ho
     heap instead of its own mmap, and its memory stays with the process once freed."""
 
     def heap(mode: str, tunables: str | None) -> dict:
-        env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
-        env |= {"GLIBC_TUNABLES": tunables} if tunables else {}
-        out = subprocess.run([sys.executable, "-c", HEAP, mode], env=env, capture_output=True, text=True, check=True)
+        env = untuned_env() | ({"GLIBC_TUNABLES": tunables} if tunables else {})
+        command = [sys.executable, "-c", MALLINFO + HEAP, mode]
+        out = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
         return json.loads(out.stdout)
 
     default = heap("default", None)

@@ -16,6 +16,7 @@ from minigpt.model import CausalSelfAttention, attention, causal_mask
 from minigpt.reference.functional import causal_mask as ref_causal_mask
 
 # jitted: one program per shape, not each op of the formula compiled alone
+attention_jit = jax.jit(attention)
 attention_and_weights = jax.jit(functools.partial(attention, return_weights=True))
 
 
@@ -41,7 +42,7 @@ def test_attention_is_the_reference_formula_float64(x64, B, Tq, Tk, d, dv, maske
     got, got_w = attention_and_weights(jnp.asarray(q), jnp.asarray(k), jnp.asarray(v), mask)
     np.testing.assert_allclose(np.asarray(got), want, rtol=1e-12, atol=1e-13)
     np.testing.assert_allclose(np.asarray(got_w), want_w, rtol=1e-12, atol=1e-13)
-    assert np.asarray(jax.jit(attention)(jnp.asarray(q), jnp.asarray(k), jnp.asarray(v), mask)).shape == (B, Tq, dv)
+    assert np.asarray(attention_jit(jnp.asarray(q), jnp.asarray(k), jnp.asarray(v), mask)).shape == (B, Tq, dv)
 
 
 @given(st.integers(1, 20))
