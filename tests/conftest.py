@@ -15,6 +15,9 @@ from hypothesis import HealthCheck, settings
 from minigpt.hostmem import glibc_tunables
 
 _CHEAP_COMPILE = "--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false"
+# For notebooks that train for hundreds of steps: LLVM at -O1 makes code about as fast as the default -O3's and
+# compiles in between (see ``training_compile``).
+_TRAINING_COMPILE = "--xla_backend_optimization_level=1 --xla_cpu_use_fusion_emitters=false"
 
 
 def _compile_for_tests() -> None:
@@ -25,7 +28,7 @@ def _compile_for_tests() -> None:
     of its MLIR fusion emitters, whose pass pipeline is rebuilt for every program. Compiling the loss and gradients
     of 8 small GPTs took 19.6 s at the defaults, 8.4 s at -O0 and 5.1 s with both flags (38 tiny programs: 10.3,
     7.5 and 4.4 s). The code they make runs slower (150 train steps: 5 s, 8 s, 11 s), which is why lessons that
-    train for long keep the defaults (``full_optimization``). A persistent compilation cache shared by the xdist
+    train for long compile at -O1 (``training_compile``). A persistent compilation cache shared by the xdist
     workers, the CLI subprocesses and the notebook kernels compiles each distinct program once per run instead of
     once per process (and once ever on a developer's machine: the cache key is the program, the compile options and
     the jax/XLA version). The flags round some results differently in the last bits (20 AdamW steps of a tiny model:
@@ -95,8 +98,13 @@ _SPLIT_BY_CASE = ("tests/test_notebooks.py", "tests/test_notebooks_exercises.py"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests marked ``slow`` first (a stable sort): xdist hands out units of work in collection order, and a
-    100-s notebook handed out last would finish the run alone on one worker while the other one waits."""
+    """Tests marked ``slow`` (5 s or more) first, in a stable sort.
+
+    Why: xdist hands out units of work in collection order (``--no-loadscope-reorder``), a unit taking the place
+    of its first test; so the files that hold a slow test go first and the run ends on files of short tests. A
+    30-s file handed out last would finish the run alone on one worker while the other waits: unmarked, the
+    training tests (test_training_loop.py alone 32 s) ran last and the workers ended 14–35 s apart, against 1–4 s
+    with the marks."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
@@ -124,8 +132,15 @@ def unit_of_work(nodeid: str) -> str:
 
 
 @pytest.fixture
-def full_optimization(monkeypatch):
-    """XLA at its defaults for the subprocesses (notebook kernels) started in the test: for a notebook that
-    trains for hundreds of steps the cheap compiles' slower code costs more than their faster compiling saves."""
-    flags = os.environ.get("XLA_FLAGS", "").replace(_CHEAP_COMPILE, "").strip()
-    monkeypatch.setenv("XLA_FLAGS", flags)
+def training_compile(monkeypatch):
+    """LLVM at -O1 instead of -O0 for the subprocesses (notebook kernels) started in the test.
+
+    Why: for a notebook that trains for hundreds of steps -O0's slower code costs more than its faster compiling
+    saves, and -O1 (with the older emitters) beats XLA's default -O3 too. A 2-layer GPT's train step at -O0, -O1,
+    -O3: first call (compile) 1.6, 2.3–3.0, 3.7 s; 100 steps 4.6, 2.4–3.2, 2.4 s. Whole notebooks, two alternating
+    rounds, -O3 vs -O1: 02 43/44 vs 36/33 s, 06 35/37 vs 34/30 s, 07 26/18 vs 20/13 s, 08 51/42 vs 33/38 s, 09 50/35
+    vs 42/32 s. The short lessons stay at -O0: 05 10 vs 13 s, 04 6 vs 7 s, 10 5 vs 6 s (-O0 vs -O1, twice each).
+    """
+    flags = os.environ.get("XLA_FLAGS", "")
+    if _CHEAP_COMPILE in flags:  # not under MINIGPT_TEST_FULL_OPT=1, which compiles as users do
+        monkeypatch.setenv("XLA_FLAGS", flags.replace(_CHEAP_COMPILE, _TRAINING_COMPILE))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from conftest import _CHEAP_COMPILE, _SPLIT_BY_CASE, unit_of_work
+from conftest import _CHEAP_COMPILE, _SPLIT_BY_CASE, _TRAINING_COMPILE, unit_of_work
 
 
 def test_a_file_is_one_unit_of_work_and_each_notebook_case_its_own():
@@ -16,6 +16,11 @@ def test_a_file_is_one_unit_of_work_and_each_notebook_case_its_own():
         assert scope(a) == a and scope(b) == b
 
 
+def test_units_of_work_are_handed_out_in_collection_order(request):
+    """xdist's default reorders files by their number of tests, which defeats conftest's slow-first sort."""
+    assert request.config.getoption("loadscopereorder") is False
+
+
 def test_the_suite_compiles_cheaply_unless_told_not_to():
     if os.environ.get("MINIGPT_TEST_FULL_OPT") == "1":
         assert _CHEAP_COMPILE not in os.environ.get("XLA_FLAGS", "")
@@ -24,5 +29,8 @@ def test_the_suite_compiles_cheaply_unless_told_not_to():
         assert os.environ["JAX_COMPILATION_CACHE_DIR"]
 
 
-def test_full_optimization_takes_the_cheap_flag_out(full_optimization):
-    assert _CHEAP_COMPILE not in os.environ.get("XLA_FLAGS", "")
+def test_training_compile_swaps_the_cheap_flags_for_the_o1_ones(training_compile):
+    flags = os.environ.get("XLA_FLAGS", "")
+    assert _CHEAP_COMPILE not in flags
+    if os.environ.get("MINIGPT_TEST_FULL_OPT") != "1":
+        assert flags.count(_TRAINING_COMPILE) == 1 and "xla_backend_optimization_level=0" not in flags

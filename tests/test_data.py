@@ -310,6 +310,7 @@ def _expected(source):
     return {s: [t for t in texts if corpus.line_split(t, 0.1) == s] for s in sources.SPLITS}
 
 
+@pytest.mark.slow
 def test_shared_char_tokenizer_is_identical_and_decodes_both_corpora(tmp_path):
     r, n = tmp_path / "r", tmp_path / "n"
     assert cli.main(["prepare", "reviews", "--out", str(r), "--vocab-corpora", "reviews,peoples-daily"]) == 0

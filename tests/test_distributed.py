@@ -114,6 +114,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_processes_agree_with_one(meshes, tmp_path):
     """jax.distributed on 127.0.0.1, 2 processes × 2 CPU devices (gloo collectives), mesh data=2,fsdp=2."""
     _, r = meshes

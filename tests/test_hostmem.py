@@ -70,6 +70,7 @@ def probes() -> tuple[dict, dict]:
     return probe(opt_out=False), probe(opt_out=True)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc tuning is Linux-only")
 def test_train_steps_reuse_host_memory_instead_of_page_faulting(probes):
     tuned, default = probes

@@ -63,6 +63,7 @@ def test_init_from_a_run_starts_at_its_val_loss_with_a_fresh_schedule(source, tm
     assert "initialised from the run" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_resume_of_an_init_from_run_uses_its_own_checkpoints(source, tmp_path):
     src = tmp_path / "src"
     shutil.copytree(source, src)

@@ -41,6 +41,7 @@ def value_and_vjp(f, args, cotangent):
     return out, vjp(cotangent)
 
 
+@pytest.mark.slow
 @EXAMPLES
 @given(
     B=st.integers(1, 2),

@@ -47,6 +47,7 @@ def _rel_err(a, b):
     return float(np.max(np.abs(a - b)) / (np.max(np.abs(b)) + 1e-30))
 
 
+@pytest.mark.slow
 @JAX_EXAMPLES
 @given(config_and_tokens(), seeds())
 def test_logits_loss_and_attention_agree_float64(x64, cfg_idx, seed):
@@ -60,6 +61,7 @@ def test_logits_loss_and_attention_agree_float64(x64, cfg_idx, seed):
     np.testing.assert_allclose(np.asarray(maps), ref.attention_weights(params, idx, cfg), rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.slow
 @JAX_EXAMPLES
 @given(config_and_tokens(), seeds())
 def test_logits_and_loss_agree_float32_and_are_causal(cfg_idx, seed):

@@ -56,6 +56,7 @@ def _attention_layer(cfg: GPTConfig, seed: int, dtype=jnp.float64) -> CausalSelf
     return layer
 
 
+@pytest.mark.slow
 @settings(max_examples=4, deadline=None)
 @given(st.integers(1, 3), st.integers(1, 4), st.integers(2, 10), st.integers(0, 2**31 - 1))
 def test_cached_attention_prefill_then_steps_equals_one_causal_pass(x64, n_head, head_size, T, seed):

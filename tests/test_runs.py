@@ -102,6 +102,7 @@ def sample(run: Path, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run([*argv, "--strategy", "greedy", *extra], capture_output=True, text=True, env=env, timeout=300)
 
 
+@pytest.mark.slow
 def test_sample_warns_and_uses_an_older_checkpoint_or_says_what_to_do(run_copy):
     damage(run_copy / "checkpoints" / "6", "truncate")
     ok = sample(run_copy)

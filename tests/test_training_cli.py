@@ -24,6 +24,7 @@ def data_dir(tmp_path_factory) -> Path:
     return write_data(tmp_path_factory.mktemp("data"))
 
 
+@pytest.mark.slow
 def test_run_directory_load_run_plot_and_cli(tmp_path, capsys):
     data = write_data(tmp_path / "data")
     (data / "tokenizer").mkdir()

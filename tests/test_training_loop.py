@@ -34,6 +34,7 @@ def quiet(*_):
     pass
 
 
+@pytest.mark.slow
 def test_resume_after_sigterm_is_bit_exact(tmp_path, data_dir):
     """(train 2N) == (train, SIGTERM after N, resume, train to 2N): same losses, same final parameters."""
     cfg = CFG  # with dropout: the dropout key must be restored too
@@ -60,6 +61,7 @@ def test_resume_after_sigterm_is_bit_exact(tmp_path, data_dir):
     assert losses(tmp_path / "full")[-1][1] < losses(tmp_path / "full")[0][1]  # it learns
 
 
+@pytest.mark.slow
 def test_the_schedule_is_fixed_when_a_run_starts_and_kept_when_it_is_extended(tmp_path, data_dir):
     """A run started with max_steps=3 (lr_decay_steps unset) and resumed to 6 decays as if lr_decay_steps were 3."""
     t = tcfg_for(data_dir, tmp_path / "extended", max_steps=3, lr_decay_steps=0)
@@ -121,6 +123,7 @@ def test_nan_stops_naming_the_step_and_keeps_last_good_checkpoint(tmp_path, data
     assert all(np.isfinite(v).all() for v in flatten_params(params).values())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["truncate", "flip"])
 def test_resume_falls_back_to_the_newest_checkpoint_that_restores(tmp_path, data_dir, how):
     """Newest checkpoint damaged (two good ones kept): resume warns with step and path, continues from the one before,

@@ -73,6 +73,7 @@ def test_optimizer_state_holds_only_adapter_sized_moments(data_dir, tmp_path):
     assert all(jax.tree.leaves(weight_decay_mask(steps.abstract_trained)))  # A and B are decayed towards 0
 
 
+@pytest.mark.slow
 def test_resume_of_a_lora_run_is_bit_exact(full_run, data_dir, tmp_path):
     def sigterm_at_3(step, record):
         if step == 3:
@@ -89,6 +90,7 @@ def test_resume_of_a_lora_run_is_bit_exact(full_run, data_dir, tmp_path):
         train(CFG, t.replace(lora_rank=2), resume=True, log=quiet)
 
 
+@pytest.mark.slow
 def test_load_run_merges_and_sample_runs_on_a_lora_run(full_run, capsys):
     cfg, merged, tokenizer = load_run(full_run)
     _, base, adapters, spec, _ = load_lora(full_run)

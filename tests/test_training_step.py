@@ -111,6 +111,7 @@ def test_grad_accumulation_equals_big_batch_and_numpy_adamw():
         np.testing.assert_allclose(a, expected[name], rtol=0, atol=1e-3 * step_size, err_msg=name)
 
 
+@pytest.mark.slow
 def test_remat_plain_kernels_and_bfloat16_match_plain_float32(tmp_path):
     """One step from the same state: remat ≡ plain kernels ≡ fast kernels (the default; same dropout masks);
     bfloat16 compute ≈ float32."""
