@@ -21,13 +21,7 @@ from minigpt.config import GPTConfig
 from minigpt.reference import functional as F
 from minigpt.reference import model as M
 from minigpt.testing import context
-from minigpt.testing.diagnosis import Mistake
-from minigpt.testing.diagnosis import arrays as _arrays
-from minigpt.testing.diagnosis import call as _call
-from minigpt.testing.diagnosis import compare as _compare
-from minigpt.testing.diagnosis import describe as _describe
-from minigpt.testing.diagnosis import generator as _generator
-from minigpt.testing.diagnosis import run as _run
+from minigpt.testing.diagnosis import Mistake, arrays, call, compare, describe, generator, run
 from minigpt.testing.strategies import configs, seeds
 
 # -- softmax ---------------------------------------------------------------------------------------
@@ -44,13 +38,13 @@ def check_softmax(fn: Callable[[np.ndarray], np.ndarray], max_examples: int = 50
     @st.composite
     def inputs(draw):
         shape = tuple(draw(st.lists(st.integers(1, 4), min_size=1, max_size=3)))
-        return _arrays(draw, shape, draw(st.sampled_from([1.0, 5.0, 1000.0])))
+        return arrays(draw, shape, draw(st.sampled_from([1.0, 5.0, 1000.0])))
 
     def prop(x):
         ins = {"x": x}
-        got = _call(fn, "softmax", ins, x.copy())
+        got = call(fn, "softmax", ins, x.copy())
         wrong_axis = "softmax taken over the wrong axis: each row along the LAST axis must sum to 1."
-        _compare(
+        compare(
             got,
             F.softmax(x),
             ins,
@@ -65,7 +59,7 @@ def check_softmax(fn: Callable[[np.ndarray], np.ndarray], max_examples: int = 50
             what="softmax",
         )
 
-    _run(prop, inputs(), max_examples)
+    run(prop, inputs(), max_examples)
 
 
 # -- layer norm ------------------------------------------------------------------------------------
@@ -77,16 +71,16 @@ def check_layer_norm(fn: Callable[..., np.ndarray], max_examples: int = 50) -> N
     @st.composite
     def inputs(draw):
         shape = (draw(st.integers(1, 3)), draw(st.integers(1, 4)), draw(st.integers(2, 8)))
-        x = _arrays(draw, shape) * 3 + 1
-        g, b = _arrays(draw, (shape[-1],)) + 1, _arrays(draw, (shape[-1],))
+        x = arrays(draw, shape) * 3 + 1
+        g, b = arrays(draw, (shape[-1],)) + 1, arrays(draw, (shape[-1],))
         return x, g, b, draw(st.sampled_from([1e-5, 0.1, 1.0]))
 
     def prop(example):
         x, g, b, eps = example
         ins = {"x": x, "weight": g, "bias": b, "eps": eps}
-        got = _call(fn, "layer_norm", ins, x.copy(), g.copy(), b.copy(), eps)
+        got = call(fn, "layer_norm", ins, x.copy(), g.copy(), b.copy(), eps)
         mu, var = x.mean(-1, keepdims=True), x.var(-1, keepdims=True)
-        _compare(
+        compare(
             got,
             F.layer_norm(x, g, b, eps),
             ins,
@@ -108,7 +102,7 @@ def check_layer_norm(fn: Callable[..., np.ndarray], max_examples: int = 50) -> N
             what="layer_norm",
         )
 
-    _run(prop, inputs(), max_examples)
+    run(prop, inputs(), max_examples)
 
 
 # -- attention -------------------------------------------------------------------------------------
@@ -130,7 +124,7 @@ def check_attention(fn: Callable[..., np.ndarray], max_examples: int = 50) -> No
         B, T, d_k, d_v = (draw(st.integers(1, n)) for n in (2, 6, 6, 5))
         T = max(T, 2)
         d_k = max(d_k, 2)
-        q, k, v = _arrays(draw, (B, T, d_k), 2.0), _arrays(draw, (B, T, d_k), 2.0), _arrays(draw, (B, T, d_v))
+        q, k, v = arrays(draw, (B, T, d_k), 2.0), arrays(draw, (B, T, d_k), 2.0), arrays(draw, (B, T, d_v))
         return q, k, v, draw(st.booleans())
 
     def prop(example):
@@ -138,8 +132,8 @@ def check_attention(fn: Callable[..., np.ndarray], max_examples: int = 50) -> No
         T, d_k = q.shape[1], q.shape[-1]
         mask = F.causal_mask(T, q.dtype) if causal else None
         ins = {"q": q, "k": k, "v": v, "mask": mask}
-        got = _call(fn, "attention", ins, q.copy(), k.copy(), v.copy(), None if mask is None else mask.copy())
-        _compare(
+        got = call(fn, "attention", ins, q.copy(), k.copy(), v.copy(), None if mask is None else mask.copy())
+        compare(
             got,
             F.scaled_dot_product_attention(q, k, v, mask),
             ins,
@@ -166,7 +160,7 @@ def check_attention(fn: Callable[..., np.ndarray], max_examples: int = 50) -> No
             what="attention",
         )
 
-    _run(prop, inputs(), max_examples)
+    run(prop, inputs(), max_examples)
 
 
 def check_causal_mask(fn: Callable[[int], np.ndarray], max_examples: int = 20) -> None:
@@ -174,24 +168,24 @@ def check_causal_mask(fn: Callable[[int], np.ndarray], max_examples: int = 20) -
 
     def prop(T):
         ins = {"T": T}
-        got = np.asarray(_call(fn, "causal_mask", ins, T), dtype=float)
+        got = np.asarray(call(fn, "causal_mask", ins, T), dtype=float)
         want = F.causal_mask(T, np.float64)
         if got.shape != want.shape:
-            raise AssertionError(f"causal_mask: shape {got.shape}, expected {want.shape}.\n" + _describe(ins))
+            raise AssertionError(f"causal_mask: shape {got.shape}, expected {want.shape}.\n" + describe(ins))
         above, on_below = np.triu(np.ones((T, T), bool), 1), np.tril(np.ones((T, T), bool))
         if np.any(got[on_below] != 0):
             raise AssertionError(
                 "causal_mask: position t must see itself and the past (0 on and below the diagonal); your mask "
-                "blocks some of them — did you mask the wrong triangle?\n" + _describe(ins)
+                "blocks some of them — did you mask the wrong triangle?\n" + describe(ins)
             )
         if T > 1 and not np.all(np.isneginf(got[above])):
             value = got[above][~np.isneginf(got[above])][0]
             raise AssertionError(
                 f"causal_mask: position t attends to the future — above the diagonal your mask holds {value:g}; "
-                "use -np.inf so that softmax gives those positions exactly zero weight.\n" + _describe(ins)
+                "use -np.inf so that softmax gives those positions exactly zero weight.\n" + describe(ins)
             )
 
-    _run(prop, st.integers(1, 12), max_examples)
+    run(prop, st.integers(1, 12), max_examples)
 
 
 # -- multi-head attention --------------------------------------------------------------------------
@@ -235,17 +229,17 @@ def check_multi_head_attention(fn: Callable[..., np.ndarray], max_examples: int 
         d = draw(st.integers(2, 4))
         C, T, B = H * d, draw(st.integers(2, 5)), draw(st.integers(1, 2))
         attn = {
-            "c_attn": {"weight": _arrays(draw, (C, 3 * C), 0.5), "bias": _arrays(draw, (3 * C,), 0.1)},
-            "c_proj": {"weight": _arrays(draw, (C, C), 0.5), "bias": _arrays(draw, (C,), 0.1)},
+            "c_attn": {"weight": arrays(draw, (C, 3 * C), 0.5), "bias": arrays(draw, (3 * C,), 0.1)},
+            "c_proj": {"weight": arrays(draw, (C, C), 0.5), "bias": arrays(draw, (C,), 0.1)},
         }
-        return _arrays(draw, (B, T, C)), attn, H
+        return arrays(draw, (B, T, C)), attn, H
 
     def prop(example):
         x, attn, H = example
         ins = {"x": x, "attn": attn, "n_head": H}
         copy = {p: {n: a.copy() for n, a in d.items()} for p, d in attn.items()}
-        got = _call(fn, "multi_head_attention", ins, x.copy(), copy, H)
-        _compare(
+        got = call(fn, "multi_head_attention", ins, x.copy(), copy, H)
+        compare(
             got,
             F.multi_head_attention(x, attn, H),
             ins,
@@ -284,7 +278,7 @@ def check_multi_head_attention(fn: Callable[..., np.ndarray], max_examples: int 
             what="multi_head_attention",
         )
 
-    _run(prop, inputs(), max_examples)
+    run(prop, inputs(), max_examples)
 
 
 # -- whole model -----------------------------------------------------------------------------------
@@ -320,7 +314,7 @@ def check_gpt_forward(fn: Callable[..., np.ndarray], max_examples: int = 25) -> 
         cfg = draw(configs(max_layers=2, max_heads=2, max_head_size=4, max_vocab=20, max_block=6, bias=True))
         cfg = cfg.replace(block_size=max(cfg.block_size, 2), n_embd=max(cfg.n_embd, 2 * cfg.n_head))
         T = draw(st.integers(2, cfg.block_size))
-        idx = _generator(draw).integers(0, cfg.vocab_size, (draw(st.integers(1, 2)), T))
+        idx = generator(draw).integers(0, cfg.vocab_size, (draw(st.integers(1, 2)), T))
         return _perturbed(cfg, draw(seeds())), idx, cfg
 
     def prop(example):
@@ -328,8 +322,8 @@ def check_gpt_forward(fn: Callable[..., np.ndarray], max_examples: int = 25) -> 
         ins = {"idx": idx, "cfg": cfg, "params": params}
         from minigpt.params import map_params
 
-        got = _call(fn, "gpt_forward", ins, map_params(np.copy, params), idx.copy(), cfg)
-        _compare(
+        got = call(fn, "gpt_forward", ins, map_params(np.copy, params), idx.copy(), cfg)
+        compare(
             got,
             M.forward(params, idx, cfg),
             ins,
@@ -358,11 +352,11 @@ def check_gpt_forward(fn: Callable[..., np.ndarray], max_examples: int = 25) -> 
         # causality, separately: changing the last token must not move earlier logits
         changed = idx.copy()
         changed[:, -1] = (changed[:, -1] + 1) % cfg.vocab_size
-        again = np.asarray(_call(fn, "gpt_forward", ins, map_params(np.copy, params), changed, cfg))
+        again = np.asarray(call(fn, "gpt_forward", ins, map_params(np.copy, params), changed, cfg))
         if not np.allclose(again[:, :-1], np.asarray(got)[:, :-1], rtol=1e-9, atol=1e-12):
-            raise AssertionError("gpt_forward: position t attends to the future.\n" + _describe(ins))
+            raise AssertionError("gpt_forward: position t attends to the future.\n" + describe(ins))
 
-    _run(prop, inputs(), max_examples)
+    run(prop, inputs(), max_examples)
 
 
 # -- loss ------------------------------------------------------------------------------------------
@@ -375,20 +369,20 @@ def check_loss(fn: Callable[..., Any], max_examples: int = 50) -> None:
     @st.composite
     def inputs(draw):
         B, T, V = draw(st.integers(1, 3)), draw(st.integers(2, 5)), draw(st.integers(2, 7))
-        logits = _arrays(draw, (B, T, V), draw(st.sampled_from([1.0, 3.0, 100.0])))
-        targets = _generator(draw).integers(0, V, (B, T))
-        ignore = _generator(draw).random((B, T)) < draw(st.sampled_from([0.0, 0.3]))
+        logits = arrays(draw, (B, T, V), draw(st.sampled_from([1.0, 3.0, 100.0])))
+        targets = generator(draw).integers(0, V, (B, T))
+        ignore = generator(draw).random((B, T)) < draw(st.sampled_from([0.0, 0.3]))
         ignore.flat[0] = False
         return logits, np.where(ignore, -1, targets)
 
     def prop(example):
         logits, targets = example
         ins = {"logits": logits, "targets": targets}
-        got = _call(fn, "loss", ins, logits.copy(), targets.copy(), -1)
+        got = call(fn, "loss", ins, logits.copy(), targets.copy(), -1)
         keep = targets != -1
         logp = F.log_softmax(logits)
         nll = -np.take_along_axis(logp, np.where(keep, targets, 0)[..., None], -1)[..., 0] * keep
-        _compare(
+        compare(
             np.asarray(got, dtype=np.float64).reshape(()),
             np.asarray(M.cross_entropy(logits, targets, -1)),
             ins,
@@ -415,7 +409,7 @@ def check_loss(fn: Callable[..., Any], max_examples: int = 50) -> None:
         logp = F.log_softmax(logits, axis=1)
         return -(np.take_along_axis(logp, np.where(keep, targets, 0)[..., None], -1)[..., 0] * keep).sum() / keep.sum()
 
-    _run(prop, inputs(), max_examples)
+    run(prop, inputs(), max_examples)
 
 
 # -- backward of one layer -------------------------------------------------------------------------
@@ -454,15 +448,15 @@ def _compare_grad(
     what: str,
     shape_hints: list[tuple[tuple[int, ...], str]] = (),
 ) -> None:
-    """``_compare`` for a gradient: shape mistakes named first; an undiagnosed mismatch also shows what finite
+    """``compare`` for a gradient: shape mistakes named first; an undiagnosed mismatch also shows what finite
     differences (the slope of L = Σ dy ⊙ f measured numerically) give, so the student sees an independent answer."""
     got = np.asarray(got)
     if got.shape != want.shape:
         for shape, message in shape_hints:
             if got.shape == shape:
-                raise AssertionError(f"{what}: {message}\nSmallest failing input:\n{_describe(inputs)}")
+                raise AssertionError(f"{what}: {message}\nSmallest failing input:\n{describe(inputs)}")
     try:
-        _compare(got, want, inputs, mistakes, what=what, rtol=1e-6, atol=1e-9)
+        compare(got, want, inputs, mistakes, what=what, rtol=1e-6, atol=1e-9)
     except AssertionError as e:
         message = str(e)
         if "differs from the reference" in message and context.current().reveal:
@@ -480,7 +474,7 @@ def _grads_tuple(got: Any, names: tuple[str, ...], what: str, inputs: dict[str, 
         n = len(got) if isinstance(got, (tuple, list)) else 1
         raise AssertionError(
             f"{what}: return {len(names)} arrays ({', '.join(names)}) in that order; yours returned {n}.\n"
-            f"On input:\n{_describe(inputs)}"
+            f"On input:\n{describe(inputs)}"
         )
     return tuple(got)
 
@@ -532,7 +526,7 @@ def check_layer_backward(fn: Callable[..., Any], layer: str, max_examples: int =
         "softmax": _softmax_backward_check,
         "attention": _attention_backward_check,
     }[layer](fn)
-    _run(prop, strategy, max_examples)
+    run(prop, strategy, max_examples)
 
 
 def _linear_backward_check(fn):
@@ -543,10 +537,10 @@ def _linear_backward_check(fn):
         B, T, n_in, n_out = (draw(st.integers(1, n)) for n in (2, 3, 4, 4))
         n_in = max(n_in, 2)
         return (
-            _arrays(draw, (B, T, n_out)),
-            _arrays(draw, (B, T, n_in)),
-            _arrays(draw, (n_in, n_out)),
-            _arrays(draw, (n_out,)),
+            arrays(draw, (B, T, n_out)),
+            arrays(draw, (B, T, n_in)),
+            arrays(draw, (n_in, n_out)),
+            arrays(draw, (n_out,)),
         )
 
     def prop(example):
@@ -554,7 +548,7 @@ def _linear_backward_check(fn):
         ins = {"dy": dy, "x": x, "weight": w, "bias": b}
         names = ("dx", "dweight", "dbias")
         got = _grads_tuple(
-            _call(fn, "linear backward", ins, dy.copy(), x.copy(), w.copy(), b.copy()), names, "linear backward", ins
+            call(fn, "linear backward", ins, dy.copy(), x.copy(), w.copy(), b.copy()), names, "linear backward", ins
         )
         want = FB.linear_backward(dy, (x, w, True))
         sum_bias = (
@@ -606,10 +600,10 @@ def _layer_norm_backward_check(fn):
         shape = (draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(2, 5)))
         C = shape[-1]
         return (
-            _arrays(draw, shape),
-            _arrays(draw, shape) * 2 + 0.5,
-            _arrays(draw, (C,)) + 1,
-            _arrays(draw, (C,)),
+            arrays(draw, shape),
+            arrays(draw, shape) * 2 + 0.5,
+            arrays(draw, (C,)) + 1,
+            arrays(draw, (C,)),
             draw(st.sampled_from([1e-5, 0.1])),
         )
 
@@ -617,7 +611,7 @@ def _layer_norm_backward_check(fn):
         dy, x, g, b, eps = example
         ins = {"dy": dy, "x": x, "weight": g, "bias": b, "eps": eps}
         names = ("dx", "dweight", "dbias")
-        got = _call(fn, "layer_norm backward", ins, dy.copy(), x.copy(), g.copy(), b.copy(), eps)
+        got = call(fn, "layer_norm backward", ins, dy.copy(), x.copy(), g.copy(), b.copy(), eps)
         got = _grads_tuple(got, names, "layer_norm backward", ins)
         want = FB.layer_norm_backward(dy, (x, g, True, eps))
         mu = x.mean(-1, keepdims=True)
@@ -687,12 +681,12 @@ def _gelu_backward_check(fn):
     @st.composite
     def inputs(draw):
         shape = tuple(draw(st.lists(st.integers(1, 4), min_size=1, max_size=3)))
-        return _arrays(draw, shape), _arrays(draw, shape, draw(st.sampled_from([1.0, 3.0])))
+        return arrays(draw, shape), arrays(draw, shape, draw(st.sampled_from([1.0, 3.0])))
 
     def prop(example):
         dy, x = example
         ins = {"dy": dy, "x": x}
-        got = _call(fn, "gelu backward", ins, dy.copy(), x.copy())
+        got = call(fn, "gelu backward", ins, dy.copy(), x.copy())
         c = math.sqrt(2.0 / math.pi)
         t = np.tanh(c * (x + 0.044715 * x**3))
         du = c * (1.0 + 3.0 * 0.044715 * x**2)
@@ -742,13 +736,13 @@ def _softmax_backward_check(fn):
     @st.composite
     def inputs(draw):
         shape = tuple(draw(st.lists(st.integers(2, 4), min_size=2, max_size=3)))
-        return _arrays(draw, shape), _arrays(draw, shape, 2.0)
+        return arrays(draw, shape), arrays(draw, shape, 2.0)
 
     def prop(example):
         dy, x = example
         y = F.softmax(x)
         ins = {"dy": dy, "y": y}
-        got = _call(fn, "softmax backward", ins, dy.copy(), y.copy())
+        got = call(fn, "softmax backward", ins, dy.copy(), y.copy())
         jacobian = "∂y_i/∂x_j = y_i(δ_ij − y_j), so ∂L/∂x = y ⊙ (dy − Σ_j dy_j y_j)"
         _check_against(
             (got,),
@@ -798,8 +792,8 @@ def _attention_backward_check(fn):
             draw(st.integers(2, 3)),
             draw(st.integers(1, 3)),
         )
-        q, k, v = _arrays(draw, (B, T, d_k)), _arrays(draw, (B, T, d_k)), _arrays(draw, (B, T, d_v))
-        return _arrays(draw, (B, T, d_v)), q, k, v, draw(st.booleans())
+        q, k, v = arrays(draw, (B, T, d_k)), arrays(draw, (B, T, d_k)), arrays(draw, (B, T, d_v))
+        return arrays(draw, (B, T, d_v)), q, k, v, draw(st.booleans())
 
     def prop(example):
         dout, q, k, v, causal = example
@@ -807,7 +801,7 @@ def _attention_backward_check(fn):
         mask = F.causal_mask(T, q.dtype) if causal else None
         ins = {"dout": dout, "q": q, "k": k, "v": v, "mask": mask}
         names = ("dq", "dk", "dv")
-        got = _call(
+        got = call(
             fn,
             "attention backward",
             ins,
