@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from minigpt import atomic
 from minigpt.config import GPTConfig
 from minigpt.params import Params
 
@@ -39,16 +40,9 @@ def checkpoint_dir(run_dir: str | Path) -> Path:
     return Path(run_dir) / CHECKPOINTS
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` in one rename: readers see the old file or the new one, never half."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def write_config(run_dir: str | Path, model: dict[str, Any], train: dict[str, Any]) -> None:
     text = json.dumps({"model": model, "train": train}, indent=2, sort_keys=True)
-    write_atomic(Path(run_dir) / CONFIG, text + "\n")
+    atomic.write_text(Path(run_dir) / CONFIG, text + "\n")
 
 
 def read_config(run_dir: str | Path) -> dict[str, Any]:
@@ -112,7 +106,7 @@ class MetricsLog:
         self.path = Path(run_dir) / METRICS
         if resume_step is not None and self.path.exists():
             lines = self.path.read_text(encoding="utf-8").splitlines()
-            write_atomic(self.path, "".join(line + "\n" for line in lines if _line_step(line) <= resume_step))
+            atomic.write_text(self.path, "".join(line + "\n" for line in lines if _line_step(line) <= resume_step))
         elif self.path.exists():
             self.path.unlink()
         self.file = self.path.open("a", encoding="utf-8")

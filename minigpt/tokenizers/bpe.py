@@ -31,6 +31,8 @@ from pathlib import Path
 
 import regex
 
+from minigpt import atomic
+
 # GPT-2's pre-tokenisation pattern (encoder.py in openai/gpt-2), unchanged.
 GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 EOT = "<|endoftext|>"
@@ -65,20 +67,10 @@ def pretokenize(text: str) -> list[str]:
 _PATTERN = regex.compile(GPT2_PATTERN)
 
 
-def _special_splitter(special: Iterable[str]) -> regex.Pattern | None:
+def special_splitter(special: Iterable[str]) -> regex.Pattern | None:
     """Regex that splits text around special-token strings (longest first, so ``<a><b>`` beats ``<a>``)."""
     toks = sorted(special, key=len, reverse=True)
     return regex.compile("(" + "|".join(regex.escape(t) for t in toks) + ")") if toks else None
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    """Write to a temporary name, then rename: a crash never leaves a half-written file."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 class ByteLevelBPE:
@@ -134,7 +126,7 @@ class ByteLevelBPE:
                 self._id_bytes[i] = bytes(UNICODE_TO_BYTE[c] for c in tok)
             else:  # a token outside the byte alphabet that is not declared special: decode it literally
                 self._id_bytes[i] = tok.encode("utf-8")
-        self._splitter = _special_splitter(self._special)
+        self._splitter = special_splitter(self._special)
 
     # ------------------------------------------------------------------ interface shared with CharTokenizer
     @property
@@ -277,7 +269,7 @@ class ByteLevelBPE:
             )
         if len(set(special_tokens)) != len(special_tokens):
             raise ValueError(f"special_tokens has repeats: {list(special_tokens)}")
-        splitter = _special_splitter(special_tokens)
+        splitter = special_splitter(special_tokens)
         word_freq: Counter[str] = Counter()
         for text in texts:
             for part in splitter.split(text) if splitter else [text]:
@@ -330,10 +322,10 @@ class ByteLevelBPE:
         """Write ``vocab.json`` + ``merges.txt`` (GPT-2 format) and ``tokenizer_config.json`` into ``directory``."""
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
-        _atomic_write_text(d / "vocab.json", json.dumps(self.vocab, ensure_ascii=False))
-        _atomic_write_text(d / "merges.txt", "#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in self.merges))
+        atomic.write_text(d / "vocab.json", json.dumps(self.vocab, ensure_ascii=False))
+        atomic.write_text(d / "merges.txt", "#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in self.merges))
         config = {"kind": self.kind, "special_tokens": list(self._special)}
-        _atomic_write_text(d / "tokenizer_config.json", json.dumps(config, ensure_ascii=False, indent=1))
+        atomic.write_text(d / "tokenizer_config.json", json.dumps(config, ensure_ascii=False, indent=1))
 
     @classmethod
     def from_files(

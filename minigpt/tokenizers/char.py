@@ -17,7 +17,8 @@ import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from minigpt.tokenizers.bpe import EOT, _atomic_write_text, _special_splitter
+from minigpt import atomic
+from minigpt.tokenizers.bpe import EOT, special_splitter
 
 UNK = "<unk>"
 
@@ -45,7 +46,7 @@ class CharTokenizer:
         self._itos = itos
         self._stoi = {s: i for i, s in enumerate(itos)}
         self._special = {t: self._stoi[t] for t in special}
-        self._splitter = _special_splitter(self._special)
+        self._splitter = special_splitter(self._special)
 
     @classmethod
     def from_texts(cls, texts: Iterable[str], special_tokens: Sequence[str] = (UNK, EOT)) -> CharTokenizer:
@@ -98,7 +99,7 @@ class CharTokenizer:
                 self._special[tok] = self._stoi[tok] = len(self._itos)
                 self._itos.append(tok)
             out.append(self._special[tok])
-        self._splitter = _special_splitter(self._special)
+        self._splitter = special_splitter(self._special)
         return out
 
     def _encode_ordinary(self, text: str, strict: bool) -> list[int]:
@@ -144,9 +145,9 @@ class CharTokenizer:
         """Write ``vocab.json`` (token → id) and ``tokenizer_config.json`` (kind, special tokens) into ``directory``."""
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
-        _atomic_write_text(d / "vocab.json", json.dumps(self._stoi, ensure_ascii=False, indent=0))
+        atomic.write_text(d / "vocab.json", json.dumps(self._stoi, ensure_ascii=False, indent=0))
         config = {"kind": self.kind, "special_tokens": list(self._special), "unk_token": UNK}
-        _atomic_write_text(d / "tokenizer_config.json", json.dumps(config, ensure_ascii=False, indent=1))
+        atomic.write_text(d / "tokenizer_config.json", json.dumps(config, ensure_ascii=False, indent=1))
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> CharTokenizer:
