@@ -13,10 +13,16 @@ from minigpt.params import flatten_params, param_shapes, unflatten_params, valid
 
 __version__ = "0.1.0"
 
-_LAZY = {"GPT": "minigpt.model", "from_params": "minigpt.model", "to_params": "minigpt.model"}
+_LAZY = {
+    "GPT": "minigpt.model",
+    "from_params": "minigpt.model",
+    "to_params": "minigpt.model",
+    "Chat": "minigpt.generate",
+}
 
 __all__ = [
     "GPT",
+    "Chat",
     "PRESETS",
     "GPTConfig",
     "flatten_params",
@@ -33,4 +39,8 @@ def __getattr__(name: str) -> Any:
         import importlib
 
         return getattr(importlib.import_module(_LAZY[name]), name)
+    if name == "chat":  # minigpt.chat(RUN, ...): a Chat with a run's newest checkpoint
+        from minigpt.generate.chat import Chat
+
+        return Chat.from_run
     raise AttributeError(f"module 'minigpt' has no attribute {name!r}")

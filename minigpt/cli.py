@@ -17,13 +17,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "verify": ("minigpt.verify:main", "numerical report: every component, reference vs JAX, f32 and f64"),
     "train": ("minigpt.training.cli:main", "train a GPT on a prepared data dir (Optax, Orbax checkpoints, --resume)"),
     "prepare-sentiment": ("minigpt.apps.sentiment:main", "copy a prepared review dir with <pos>/<neg> line prefixes"),
+    "chat": ("minigpt.commands.chat:main", "talk to an instruction-tuned run: multi-turn REPL or --once TEXT"),
     "plot": ("minigpt.plot:main", "draw a run's train/val loss curves into RUN_DIR/loss.png"),
     "grade": ("minigpt.testing.grade_cli:main", "score a student's exercise notebook or .py (text, json, Gradescope)"),
 }
 
 # Commands that run JAX computations get the CPU tuning of minigpt.hostmem (before JAX starts); importing
 # minigpt never applies it, so a user's own process is left alone.
-TUNED_COMMANDS = frozenset({"demo", "train", "sample", "verify"})
+TUNED_COMMANDS = frozenset({"demo", "train", "sample", "verify", "chat"})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,11 +6,12 @@ banned phrases and streaming, for the NumPy reference and the JAX model.
 
 Modules: ``kv_cache`` (the NumPy cached forward pass; the JAX model has its own ``minigpt.model.KVCache``),
 ``processors`` (logits filters), ``decode`` (the loops), ``beam`` (beam search), ``bans`` (banned phrases),
-``text`` (tokenizer-level helpers and streaming text).
+``text`` (tokenizer-level helpers and streaming text), ``chat`` (multi-turn chat on one KV cache).
 """
 
 from minigpt.generate.bans import BannedPhrases, token_bytes
 from minigpt.generate.beam import Hypothesis, beam_search
+from minigpt.generate.chat import Chat
 from minigpt.generate.decode import JaxDecoder, ReferenceDecoder, generate, make_decoder, prepare_prompts, stream
 from minigpt.generate.kv_cache import ReferenceKVCache, forward_cached_numpy
 from minigpt.generate.processors import (
@@ -24,6 +25,7 @@ from minigpt.generate.processors import (
 from minigpt.generate.text import TextStream, beam_search_text, generate_text, stream_text
 
 __all__ = [
+    "Chat",
     "BannedPhrases",
     "Hypothesis",
     "JaxDecoder",

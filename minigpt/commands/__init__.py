@@ -1,0 +1,1 @@
+"""One module per ``minigpt`` command: each has ``main(argv) -> exit code`` and calls library functions."""
