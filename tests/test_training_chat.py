@@ -125,8 +125,9 @@ def test_dpo_starts_at_log_2_logs_its_metrics_and_learns(dpo_run):
     steps = [r["loss"] for r in records if "loss" in r]
     assert steps[0] == pytest.approx(math.log(2), abs=1e-6)
     assert evals[-1]["val_loss"] < math.log(2) - 0.05 and evals[-1]["val_reward_margin"] > 0
-    ref_train = np.load(dpo_run / "ref_logps_train.npy")
-    assert ref_train.ndim == 2 and ref_train.shape[1] == 2 and np.all(ref_train < 0)
+    ref_train = np.load(dpo_run / "ref_logps_train.npy")  # only the pairs the run samples: the others are NaN
+    done = ~np.isnan(ref_train)
+    assert ref_train.shape == (8, 2) and done.any() and np.all(ref_train[done] < 0)
     assert (dpo_run / "loss.png").is_file()
 
 
@@ -144,6 +145,11 @@ def test_dpo_resume_is_bit_exact(dpo_run, pairs8, cfg, sft_run, tmp_path):
         return [r["loss"] for r in read_metrics(d) if "loss" in r]
 
     assert curve(tmp_path / "split") == curve(dpo_run)
+    saved = np.load(tmp_path / "split" / "ref_logps_train.npy")
+    saved[0] = np.nan  # as if more steps reached a pair the run never gave reference log-probs
+    np.save(tmp_path / "split" / "ref_logps_train.npy", saved)
+    with pytest.raises(ValueError, match="start a new DPO run"):
+        train(cfg, t.replace(max_steps=400), resume=True, log=quiet)
     a, b = load_run(dpo_run)[1], load_run(tmp_path / "split")[1]
     np.testing.assert_array_equal(a["wte"]["weight"], b["wte"]["weight"])
 

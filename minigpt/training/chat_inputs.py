@@ -85,13 +85,15 @@ class ChatSampler:
 class PairSampler(ChatSampler):
     """DPO batches: batch(k) → (x (2B, T), (targets (2B, T), reference log-probs (2B,))): chosen rows first."""
 
-    def __init__(self, pairs: list[tuple[Example, Example]], ref_logps: np.ndarray, block_size: int, batch_size: int,
-                 seed: int) -> None:  # fmt: skip
+    def __init__(self, pairs: list[tuple[Example, Example]], ref_logps: np.ndarray | None, block_size: int,
+                 batch_size: int, seed: int) -> None:  # fmt: skip
         super().__init__(pairs, block_size, batch_size, seed)
-        self.ref_logps = np.asarray(ref_logps)  # (n, 2): chosen, rejected
+        self.ref_logps = ref_logps  # (n, 2): chosen, rejected; NaN for pairs never sampled
 
     def batch(self, step: int) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
         rows = self.rows(step)
+        if self.ref_logps is None or np.isnan(self.ref_logps[rows]).any():
+            raise ValueError(f"batch {step} holds pairs without reference log-probs; compute them first (dpo)")
         x, y = pair_batch([self.examples[i] for i in rows], self.block_size)
         return x, (y, np.concatenate([self.ref_logps[rows, 0], self.ref_logps[rows, 1]]).astype(np.float32))
 

@@ -1,9 +1,9 @@
 """``minigpt train --task dpo``: the jitted DPO step, the frozen reference's log-probs, and the DPO evaluation.
 
 The policy starts from ``--init_from`` (an SFT run); the reference π_ref is that same starting model. Its
-log-probs of every chosen and rejected reply are computed once, before the first step, with the starting
-weights (dropout off), saved in the run directory (``REF_LOGPS``, so ``--resume`` reads them back instead of
-recomputing them from a model that has since moved) and enter each batch as constants: π_ref is never run
+log-probs of every chosen and rejected reply the run will sample are computed once, before the first step, with
+the starting weights (dropout off), saved in the run directory (``REF_LOGPS``, so ``--resume`` reads them back
+instead of recomputing them from a model that has since moved) and enter each batch as constants: π_ref is never run
 again and never differentiated. The step is ``Steps``' (one jit, donated state, LoRA, accumulation over k
 micro-batches) with the loss ``minigpt.model.dpo_loss`` of the policy's summed reply log-probs; it runs on one
 device. Each evaluation logs the DPO loss, reward accuracy, reward margin and the policy-vs-reference
@@ -98,17 +98,19 @@ def compiled_dpo_steps(cfg: GPTConfig, spec: StepSpec, mesh: str = "") -> DpoSte
 
 
 def reference_logps(
-    steps: DpoSteps, params: Params, lora: Params | None, pairs: list, block_size: int, batch_size: int = REF_BATCH
-) -> np.ndarray:
-    """log π_ref(chosen), log π_ref(rejected) of every pair, (n, 2), with the given (starting) weights."""
-    out = np.zeros((len(pairs), 2), dtype=np.float32)
-    for start in range(0, len(pairs), batch_size):
-        chunk = pairs[start : start + batch_size]
-        chunk = chunk + chunk[:1] * (batch_size - len(chunk))  # one batch shape: one compilation
-        x, y = pair_batch(chunk, block_size)
+    steps: DpoSteps, params: Params, lora: Params | None, pairs: list, rows: np.ndarray, block_size: int,
+    batch_size: int = REF_BATCH,
+) -> np.ndarray:  # fmt: skip
+    """(n, 2): log π_ref(chosen), log π_ref(rejected) of the pairs ``rows`` with the given (starting) weights, NaN
+    for the pairs the run never samples."""
+    out = np.full((len(pairs), 2), np.nan, dtype=np.float32)
+    for start in range(0, len(rows), batch_size):
+        chunk = [int(i) for i in rows[start : start + batch_size]]
+        n = len(chunk)
+        chunk = chunk + chunk[:1] * (batch_size - n)  # one batch shape: one compilation
+        x, y = pair_batch([pairs[i] for i in chunk], block_size)
         logps = np.asarray(steps.eval_step(params, x, (y, np.zeros(len(x), np.float32)), lora)["logps"])
-        n = min(batch_size, len(pairs) - start)
-        out[start : start + n, 0], out[start : start + n, 1] = logps[:n], logps[batch_size : batch_size + n]
+        out[chunk[:n], 0], out[chunk[:n], 1] = logps[:n], logps[batch_size : batch_size + n]
     return out
 
 
@@ -116,25 +118,35 @@ def pair_samplers(
     steps: DpoSteps, state: Any, chat: dict[str, list], cfg: GPTConfig, tcfg: TrainConfig, run_dir: Path,
     resume: bool, log: Callable[[str], None], val_seed: int,
 ) -> tuple[PairSampler, PairSampler]:  # fmt: skip
-    """(train, val) pair samplers with π_ref's log-probs: computed now for a fresh run, read back on resume."""
-    ref = {}
-    for split in ("train", "val"):
+    """(train, val) pair samplers with π_ref's log-probs: computed now for a fresh run, read back on resume.
+
+    Only the pairs the run will sample get them (train: the batches of steps 0 … max_steps − 1; val: the fixed
+    evaluation batches), since a pass over every pair can cost more than the DPO run itself."""
+    samplers = {
+        "train": PairSampler(chat["train"], None, cfg.block_size, tcfg.batch_size, tcfg.seed),
+        "val": PairSampler(chat["val"], None, cfg.block_size, tcfg.batch_size, val_seed),
+    }
+    batches = {"train": tcfg.max_steps * tcfg.grad_accum, "val": tcfg.eval_batches}
+    for split, sampler in samplers.items():
         path = run_dir / REF_LOGPS.format(split=split)
+        rows = np.unique(np.concatenate([sampler.rows(k) for k in range(batches[split])]))
         if resume:
             if not path.is_file():
                 raise FileNotFoundError(f"{path}: missing; a DPO run keeps its reference log-probs there")
-            ref[split] = np.load(path, allow_pickle=False)
+            sampler.ref_logps = np.load(path, allow_pickle=False)
+            if sampler.ref_logps.shape != (len(chat[split]), 2):
+                raise ValueError(f"{path}: holds {sampler.ref_logps.shape[0]} pairs but the data "
+                                 f"{len(chat[split])}; the data changed since the run started")  # fmt: skip
+            if np.isnan(sampler.ref_logps[rows]).any():
+                raise ValueError(
+                    f"--max_steps {tcfg.max_steps} reaches pairs whose reference log-probs this run never computed "
+                    "(it started with fewer steps); start a new DPO run from the same --init_from instead"
+                )
         else:
-            log(f"π_ref: log-probs of {len(chat[split]):,} {split} pairs (computed once, kept in {path.name})")
-            ref[split] = reference_logps(steps, state.params, state.lora, chat[split], cfg.block_size)
-            np.save(path, ref[split])
-        if ref[split].shape != (len(chat[split]), 2):
-            raise ValueError(f"{path}: holds {ref[split].shape[0]} pairs but the data {len(chat[split])}; "
-                             "the data changed since the run started")  # fmt: skip
-    return (
-        PairSampler(chat["train"], ref["train"], cfg.block_size, tcfg.batch_size, tcfg.seed),
-        PairSampler(chat["val"], ref["val"], cfg.block_size, tcfg.batch_size, val_seed),
-    )
+            log(f"π_ref: log-probs of {len(rows):,} {split} pairs (computed once, kept in {path.name})")
+            sampler.ref_logps = reference_logps(steps, state.params, state.lora, chat[split], rows, cfg.block_size)
+            np.save(path, sampler.ref_logps)
+    return samplers["train"], samplers["val"]
 
 
 def evaluate(steps: DpoSteps, params: Params, sampler: PairSampler, n_batches: int, lora: Params | None) -> dict:
