@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minigpt.hostmem import configure_cpu
+from minigpt.training.hostmem import configure_cpu
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 BATCH = {"tiny": 16, "baby": 12, "small": 8}
@@ -39,10 +39,10 @@ def _rss_mib() -> float:
 
 def worker_jax(preset: str, steps: int, fast: bool = True) -> dict:
     import jax
+    from minigpt.train import StepSpec, TrainConfig, compiled_steps, dropout_key, init_params
 
     from minigpt.config import GPTConfig
-    from minigpt.hostmem import hand_over_gil
-    from minigpt.train import StepSpec, TrainConfig, compiled_steps, dropout_key, init_params
+    from minigpt.training.hostmem import hand_over_gil
 
     cfg, B = GPTConfig.preset(preset, vocab_size=65), BATCH[preset]
     fns = compiled_steps(cfg, StepSpec.of(TrainConfig(preset=preset, batch_size=B, fast_kernels=fast)))
@@ -55,7 +55,7 @@ def worker_jax(preset: str, steps: int, fast: bool = True) -> dict:
         t0 = time.perf_counter()
         params, opt_state, out = fns.train_step(params, opt_state, xs, ys, key)
         float(out["loss"])  # the host sync the training loop does after each step,
-        hand_over_gil(time.perf_counter() - t0)  # and its pause (minigpt.hostmem)
+        hand_over_gil(time.perf_counter() - t0)  # and its pause (minigpt.training.hostmem)
         times.append(time.perf_counter() - t0)
     return {"first_s": times[0], "step_s": statistics.median(times[1:]), "rss_mib": _rss_mib()}
 
@@ -126,7 +126,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of subprocesses per preset")
     parser.add_argument("--worker", choices=["jax", "jax-plain", "torch"], help=argparse.SUPPRESS)
     args = parser.parse_args()
-    configure_cpu()  # what the minigpt CLI does before JAX starts (minigpt.hostmem)
+    configure_cpu()  # what the minigpt CLI does before JAX starts (minigpt.training.hostmem)
     steps = dict(zip(args.presets, args.steps + args.steps[-1:] * len(args.presets), strict=False))
     if args.worker:
         preset, n = args.presets[0], steps[args.presets[0]]
@@ -136,9 +136,9 @@ def main() -> None:
 
     import jax
     import torch
+    from minigpt.train import flops_per_token, matmul_peak_flops
 
     from minigpt.config import GPTConfig
-    from minigpt.train import flops_per_token, matmul_peak_flops
 
     peak = matmul_peak_flops()
     threads = torch.get_num_threads()

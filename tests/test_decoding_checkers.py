@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from minigpt.testing import decoding_checkers as DC
+from minigpt.testing.checks import decoding as DC
 
 TEXT = st.text("ab差评", max_size=4)
 

@@ -1,4 +1,4 @@
-"""minigpt.distributed: meshes of 8 fake CPU devices and 2 processes give the single-device losses.
+"""minigpt.training.distributed: meshes of 8 fake CPU devices and 2 processes give the single-device losses.
 
 The 8-device runs happen in ONE subprocess (``tests/distributed_worker.py``) started with
 ``XLA_FLAGS=--xla_force_host_platform_device_count=8``, so this pytest process keeps its single device.
@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 from jax.sharding import PartitionSpec as P
 
 from minigpt import GPTConfig
-from minigpt.distributed import check_batch, make_mesh, memory_per_device, memory_table, param_spec, parse_mesh
 from minigpt.params import flatten_params
+from minigpt.training.distributed import check_batch, make_mesh, memory_per_device, memory_table, param_spec, parse_mesh
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKER = ROOT / "tests" / "distributed_worker.py"
@@ -90,7 +90,7 @@ def test_checkpoint_moves_between_meshes_and_onto_one_device(meshes):
         assert set(got) == set(ref) and all(np.array_equal(got[k], ref[k]) for k in ref), other
     assert r["restored_specs"]["h.0.mlp.c_fc.weight"] == str(P(None, "fsdp"))
     # this process has ONE device: the 8-device checkpoint restores onto it unchanged
-    from minigpt import checkpoint
+    from minigpt.training import checkpoint
 
     cfg = GPTConfig.preset("tiny", n_layer=1, dropout=0.1)
     params, _, meta = checkpoint.restore(out / "ckpt", cfg, None)
@@ -200,7 +200,7 @@ def test_bad_meshes_and_batches_are_refused_clearly():
 
 
 def test_cli_mesh_that_does_not_fit_exits_with_a_message(tmp_path, capsys):
-    from minigpt.training.cli import main
+    from minigpt.commands.train import main
 
     data = tmp_path / "data"
     data.mkdir()

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from minigpt import GPTConfig
 from minigpt import reference as ref
+from minigpt.commands.sample import build_parser, run_sample
 from minigpt.generate import (
     BannedPhrases,
     JaxDecoder,
@@ -37,7 +38,6 @@ from minigpt.generate import (
 from minigpt.generate.processors import sample_numpy
 from minigpt.params import map_params
 from minigpt.reference.functional import log_softmax
-from minigpt.sample import build_parser, run_sample
 
 # --------------------------------------------------------------------------------------------------
 # fixtures: tiny tokenizers and models
@@ -511,9 +511,9 @@ def test_run_sample_greedy_and_beam_with_ban():
 
 
 def test_sample_main_loads_the_run_and_reports_errors(monkeypatch, capsys):
-    """``minigpt sample`` calls minigpt.runs.load_run (stood in for here) and turns a
+    """``minigpt sample`` calls minigpt.training.runs.load_run (stood in for here) and turns a
     ValueError into exit code 2 with the message on stderr."""
-    from minigpt.sample import main
+    from minigpt.commands.sample import main
 
     tok, params = PieceTokenizer(PIECES), _script_model(2)
     calls = []
@@ -522,7 +522,7 @@ def test_sample_main_loads_the_run_and_reports_errors(monkeypatch, capsys):
         calls.append((run_dir, step))
         return BAN_CFG, params, tok
 
-    monkeypatch.setattr("minigpt.sample.load_run", load_run)
+    monkeypatch.setattr("minigpt.commands.sample.load_run", load_run)
     argv = ["runs/x", "--step", "7", "--prompt", "ab", "--strategy", "greedy", "--max-new-tokens", "3"]
     assert main(argv + ["--backend", "numpy"]) == 0
     assert calls == [("runs/x", 7)]

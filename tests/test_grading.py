@@ -16,8 +16,8 @@ import pytest
 
 from minigpt.cli import main as cli_main
 from minigpt.testing.assignments import ASSIGNMENTS, load_assignment
-from minigpt.testing.reports import to_gradescope, to_json, to_text
-from minigpt.testing.runner import grade
+from minigpt.testing.grader.reports import to_gradescope, to_json, to_text
+from minigpt.testing.grader.runner import grade
 
 ROOT = Path(__file__).resolve().parents[1]
 EXERCISES = ROOT / "notebooks" / "exercises"
@@ -452,7 +452,7 @@ def test_an_instructor_declares_a_graded_task_in_a_few_lines(tmp_path, capsys):
 
             from minigpt.reference import functional as F
             from minigpt.testing.checkers import check_softmax
-            from minigpt.testing.grading import Assignment
+            from minigpt.testing.grader.grading import Assignment
 
             hw = Assignment("hw1")
             hw.task("softmax", reference=F.softmax).check("matches", 2, partial(check_softmax, max_examples=5)).check(

@@ -1,4 +1,4 @@
-"""minigpt.hostmem: XLA:CPU's per-step buffers are reused instead of page-faulted in every step."""
+"""minigpt.training.hostmem: XLA:CPU's per-step buffers are reused instead of page-faulted in every step."""
 
 import json
 import os
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from minigpt import hostmem
+from minigpt.training import hostmem
 
 # glibc's mallinfo2(), for the probes below
 MALLINFO = r"""
@@ -25,11 +25,11 @@ libc.mallinfo2.restype = MallInfo2
 # the probes run as MALLINFO + PROBE and MALLINFO + HEAP
 PROBE = r"""
 import json, resource, sys
-from minigpt import hostmem
+from minigpt.training import hostmem
 settings = hostmem.configure_cpu()  # what the CLI does: malloc and dispatch settings before JAX starts its threads
 import jax, jax.numpy as jnp, numpy as np
 from minigpt.config import GPTConfig
-from minigpt.hostmem import keep_freed_memory
+from minigpt.training.hostmem import keep_freed_memory
 from minigpt.train import StepSpec, TrainConfig, compiled_steps, dropout_key, init_params
 
 def in_use():  # bytes glibc has handed out from the heap (large blocks included once M_MMAP_MAX = 0)
@@ -116,7 +116,7 @@ HEAP = r"""
 import json, sys
 libc.malloc.restype, libc.free.argtypes = ctypes.c_void_p, [ctypes.c_void_p]
 if sys.argv[1] == "mallopt":
-    from minigpt.hostmem import keep_freed_memory
+    from minigpt.training.hostmem import keep_freed_memory
     assert keep_freed_memory()
 before = libc.mallinfo2()
 block = libc.malloc(64 << 20)

@@ -21,6 +21,7 @@ from safetensors.numpy import load_file, save_file
 
 from minigpt import GPT, GPTConfig, hub
 from minigpt import reference as ref
+from minigpt.params import flatten_params, params_dtype, unflatten_params
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
@@ -181,8 +182,8 @@ def perturbed_params(cfg: GPTConfig, seed: int, dtype=np.float32):
     """init_params moved off its zeros/ones so biases and LayerNorm gains are tested too."""
     rng = np.random.default_rng(seed)
     params = ref.init_params(cfg, seed=seed, dtype=dtype)
-    flat = {k: (v + 0.2 * rng.standard_normal(v.shape)).astype(dtype) for k, v in hub.flatten_params(params).items()}
-    return hub.unflatten_params(flat)
+    flat = {k: (v + 0.2 * rng.standard_normal(v.shape)).astype(dtype) for k, v in flatten_params(params).items()}
+    return unflatten_params(flat)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -209,8 +210,8 @@ def test_minigpt_checkpoint_runs_identically_in_transformers(hf, tmp_path, dtype
     # And back: minigpt reads its own output bit for bit.
     cfg2, params2 = hub.load_pretrained(tmp_path)
     assert cfg2 == cfg
-    for name, value in hub.flatten_params(params).items():
-        np.testing.assert_array_equal(hub.flatten_params(params2)[name], value, err_msg=name)
+    for name, value in flatten_params(params).items():
+        np.testing.assert_array_equal(flatten_params(params2)[name], value, err_msg=name)
 
 
 def test_trained_minigpt_params_survive_the_round_trip_through_transformers(hf, tmp_path):
@@ -426,7 +427,7 @@ def test_config_edge_cases_that_are_fine(ckpt):
     config["n_ctx"] = config.pop("n_positions")  # very old configs
     (ckpt / "config.json").write_text(json.dumps(config))
     cfg, params = hub.load_pretrained(ckpt, dtype=np.float16)
-    assert cfg.block_size == TINY.block_size and hub.params_dtype(params) == np.float16
+    assert cfg.block_size == TINY.block_size and params_dtype(params) == np.float16
 
 
 def test_openai_style_names_and_buffers_load(ckpt, tmp_path):
@@ -444,8 +445,8 @@ def test_openai_style_names_and_buffers_load(ckpt, tmp_path):
     edit_tensors(ckpt, legacy)
     edit_config(ckpt, tie_word_embeddings=False)
     _, got = hub.load_pretrained(ckpt)
-    for name, value in hub.flatten_params(want).items():
-        np.testing.assert_array_equal(hub.flatten_params(got)[name], value, err_msg=name)
+    for name, value in flatten_params(want).items():
+        np.testing.assert_array_equal(flatten_params(got)[name], value, err_msg=name)
 
     edit_tensors(ckpt, lambda t: t.pop("lm_head.weight"))
     with pytest.raises(ValueError, match=r"tie_word_embeddings.*lm_head\.weight"):
@@ -464,8 +465,8 @@ def test_sharded_checkpoint(ckpt):
     index = {"metadata": {}, "weight_map": {k: shard for shard, keys in shards.items() for k in keys}}
     (ckpt / "model.safetensors.index.json").write_text(json.dumps(index))
     _, got = hub.load_pretrained(ckpt)
-    for name, value in hub.flatten_params(want).items():
-        np.testing.assert_array_equal(hub.flatten_params(got)[name], value, err_msg=name)
+    for name, value in flatten_params(want).items():
+        np.testing.assert_array_equal(flatten_params(got)[name], value, err_msg=name)
     index["weight_map"]["transformer.ghost.weight"] = "model-00001-of-00002.safetensors"
     (ckpt / "model.safetensors.index.json").write_text(json.dumps(index))
     with pytest.raises(ValueError, match=r"'transformer\.ghost\.weight' is listed"):
@@ -506,11 +507,11 @@ def test_jax_arrays_and_bfloat16_round_trip(tmp_path):
     hub.save_pretrained(tmp_path / "f32", TINY, model.to_params())
     _, got = hub.load_pretrained(tmp_path / "f32")
     np.testing.assert_array_equal(got["h"][1]["mlp"]["c_proj"]["bias"], params["h"][1]["mlp"]["c_proj"]["bias"])
-    bf16 = hub.unflatten_params({k: v.astype(ml_dtypes.bfloat16) for k, v in hub.flatten_params(params).items()})
+    bf16 = unflatten_params({k: v.astype(ml_dtypes.bfloat16) for k, v in flatten_params(params).items()})
     hub.save_pretrained(tmp_path / "bf16", TINY, bf16)
     assert json.loads((tmp_path / "bf16" / "config.json").read_text())["dtype"] == "bfloat16"
     _, got = hub.load_pretrained(tmp_path / "bf16")
-    assert hub.params_dtype(got) == np.dtype(ml_dtypes.bfloat16)
+    assert params_dtype(got) == np.dtype(ml_dtypes.bfloat16)
     np.testing.assert_array_equal(got["wte"]["weight"], bf16["wte"]["weight"])
 
 

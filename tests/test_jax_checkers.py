@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from minigpt.testing import jax_checkers as JC
+from minigpt.testing.checks import jax_twin as JC
 
 
 def gelu(x):

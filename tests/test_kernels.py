@@ -1,4 +1,4 @@
-"""minigpt.kernels (the fast training path) against the plain code: values and gradients.
+"""minigpt.model.kernels (the fast training path) against the plain code: values and gradients.
 
 Each kernel has a hand-written backward pass, so gradients are checked against JAX's autodiff of the
 plain formula (an independent derivation) and, for attention, values against the NumPy reference.
@@ -15,8 +15,9 @@ from flax import nnx
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from minigpt import GPT, GPTConfig, from_params, kernels
+from minigpt import GPT, GPTConfig, from_params
 from minigpt import reference as ref
+from minigpt.model import kernels
 from minigpt.reference.functional_backward import layer_norm_backward, layer_norm_forward
 from minigpt.testing.strategies import config_and_tokens, seeds
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from minigpt.testing import checkers
-from minigpt.testing import llama_checkers as C
+from minigpt.testing.checks import llama as C
 
 # -- student implementations, written independently of the reference -----------------------------------
 

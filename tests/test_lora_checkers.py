@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from minigpt.testing import checkers
-from minigpt.testing.lora_checkers import check_lora
+from minigpt.testing.checks.lora import check_lora
 
 # -- student implementations, written independently of the reference ------------------------------------
 

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from minigpt.testing import model_checkers as MC
+from minigpt.testing.checks import forward_and_loss as FLC
+from minigpt.testing.checks import multi_head as MC
 
 
 def split(x, n_head):
@@ -34,7 +35,7 @@ def fails_with(checker, fn, *phrases):
 def test_correct_implementations_pass():
     MC.check_split_heads(split)
     MC.check_merge_heads(merge)
-    MC.check_sequence_log_likelihood(seq_ll)
+    FLC.check_sequence_log_likelihood(seq_ll)
 
 
 def test_split_heads_mistakes():
@@ -58,7 +59,7 @@ def test_sequence_log_likelihood_mistakes():
         logp = z - np.log(np.exp(z).sum(-1, keepdims=True))
         return np.take_along_axis(logp, idx[..., None], -1)[..., 0].sum(-1)
 
-    fails_with(MC.check_sequence_log_likelihood, no_shift, "no shift")
-    fails_with(MC.check_sequence_log_likelihood, lambda lg, i: seq_ll(lg, i) / (i.shape[1] - 1), "SUM")
-    fails_with(MC.check_sequence_log_likelihood, lambda lg, i: -seq_ll(lg, i), "wrong sign")
-    fails_with(MC.check_sequence_log_likelihood, lambda lg, i: seq_ll(lg, i).sum(), "shape")
+    fails_with(FLC.check_sequence_log_likelihood, no_shift, "no shift")
+    fails_with(FLC.check_sequence_log_likelihood, lambda lg, i: seq_ll(lg, i) / (i.shape[1] - 1), "SUM")
+    fails_with(FLC.check_sequence_log_likelihood, lambda lg, i: -seq_ll(lg, i), "wrong sign")
+    fails_with(FLC.check_sequence_log_likelihood, lambda lg, i: seq_ll(lg, i).sum(), "shape")

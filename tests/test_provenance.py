@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 
-from minigpt.testing import provenance
 from minigpt.testing.checkers import check_softmax
 from minigpt.testing.context import grading
-from minigpt.testing.grading import Assignment, grade_task
-from minigpt.testing.submission import load_units
-from minigpt.testing.timelimit import TimeLimitExceeded, time_limit
+from minigpt.testing.grader import provenance
+from minigpt.testing.grader.grading import Assignment, grade_task
+from minigpt.testing.grader.submission import load_units
+from minigpt.testing.grader.timelimit import TimeLimitExceeded, time_limit
 
 
 def submitted(source: str) -> dict:

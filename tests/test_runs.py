@@ -1,4 +1,5 @@
-"""minigpt.runs: the run directory — its lock, metrics, config, and loading a run whose newest checkpoint is damaged."""
+"""minigpt.training.runs: the run directory — its lock, metrics, config, and loading a run whose newest checkpoint
+is damaged."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ import numpy as np
 import pytest
 from train_data import CFG, damage, tcfg_for, write_data
 
-from minigpt import runs
 from minigpt.params import flatten_params
+from minigpt.training import runs
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -120,7 +121,8 @@ def test_sample_warns_and_uses_an_older_checkpoint_or_says_what_to_do(run_copy):
 def test_reading_a_run_loads_neither_jax_nor_orbax(trained):
     code = (
         "import sys; from minigpt import runs, plot; runs.read_metrics(sys.argv[1]); runs.read_config(sys.argv[1]);"
-        "print(sorted(m for m in ('jax', 'orbax', 'minigpt.training') if m in sys.modules))"
+        "training = ('minigpt.training.step', 'minigpt.training.loop');"
+        "print(sorted(m for m in ('jax', 'orbax', *training) if m in sys.modules))"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     argv = [sys.executable, "-c", code, str(trained)]

@@ -90,7 +90,7 @@ def test_conditional_log_likelihood_matches_the_numpy_reference(tiny):
 
 
 def test_sample_sentiment_prefixes_the_control_token(tiny):
-    from minigpt.sample import build_parser, run_sample
+    from minigpt.commands.sample import build_parser, run_sample
 
     cfg, params, tok = tiny
     args = build_parser().parse_args(["RUN", "--prompt", "这款手机", "--sentiment", "neg", "--strategy", "greedy"])

@@ -1,4 +1,4 @@
-"""minigpt.training.cli: a whole run from the command line, its run directory, errors, --help, --resume rules."""
+"""minigpt.commands.train: a whole run from the command line, its run directory, errors, --help, --resume rules."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import pytest
 from train_data import CFG, cli_args, lock_holder, write_data
 
 from minigpt import reference as ref
+from minigpt.commands.train import build_parser, main
 from minigpt.params import flatten_params, map_params, validate_params
-from minigpt.runs import load_run, read_metrics
-from minigpt.training.cli import build_parser, main
+from minigpt.training.runs import load_run, read_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -75,7 +75,7 @@ def test_run_directory_load_run_plot_and_cli(tmp_path, capsys):
     assert records[-1]["val_loss"] == pytest.approx(float(np.mean(per_batch)), rel=1e-5)
 
     # plot command
-    from minigpt.plot import main as plot_main
+    from minigpt.commands.plot import main as plot_main
 
     (run / "loss.png").unlink()
     assert plot_main([str(run)]) == 0 and (run / "loss.png").exists()
@@ -166,8 +166,8 @@ def test_resume_while_a_trainer_runs_is_refused_at_once(tmp_path, data_dir, caps
 
 def test_every_model_option_parses_to_its_fields_type():
     """Strings, optional ints and booleans of GPTConfig come through the command line as GPTConfig wants them."""
+    from minigpt.commands.train import build_parser
     from minigpt.config import GPTConfig
-    from minigpt.training.cli import build_parser
 
     args = vars(
         build_parser().parse_args(

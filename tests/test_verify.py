@@ -8,7 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from minigpt import cli, verify
+from minigpt import cli
+from minigpt.commands import verify
 from minigpt.reference import functional as F
 
 
@@ -96,7 +97,7 @@ def test_a_broken_hand_written_gradient_fails_its_row(monkeypatch):
 
 
 def test_a_cache_that_stores_keys_as_values_fails_the_numpy_row(monkeypatch):
-    from minigpt.generate import kv_cache
+    from minigpt.reference import kv_cache
 
     def keys_as_values(self, layer, k, v):  # returns this step right, but caches K where V belongs
         if self.k[layer] is not None:
@@ -112,8 +113,8 @@ def test_a_cache_that_stores_keys_as_values_fails_the_numpy_row(monkeypatch):
 
 
 def test_a_cache_mask_that_hides_the_past_fails_both_cache_rows(monkeypatch):
-    from minigpt.generate import kv_cache
     from minigpt.model import cache
+    from minigpt.reference import kv_cache
 
     def hides_the_past(i, j, start, xp=np):
         return j[None, None, :] == i[None, :, None]

@@ -193,25 +193,3 @@ def _guided_fn(cfg: GPTConfig, n: int, steps: int, guidance: float, temperature:
         return toks.T  # (n, steps)
 
     return jax.jit(run)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``minigpt prepare-sentiment DATA OUT``: the sentiment-prefixed copy of a prepared review directory."""
-    import argparse
-    import sys
-
-    p = argparse.ArgumentParser(prog="minigpt prepare-sentiment", description=main.__doc__)
-    p.add_argument("source", help="a directory from 'minigpt prepare reviews'")
-    p.add_argument("out")
-    args = p.parse_args(argv)
-    try:
-        meta = prepare_sentiment(args.source, args.out)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(f"vocab_size {meta['vocab_size']} (with {list(CONTROL_TOKENS.values())}) → {args.out}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

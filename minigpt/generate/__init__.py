@@ -4,15 +4,17 @@ banned phrases and streaming, for the NumPy reference and the JAX model.
     from minigpt.generate import generate, beam_search, generate_text, stream_text
     generate(model, [[1, 2, 3], [4, 5]], max_new_tokens=20, temperature=0.8, top_k=40, seed=0)
 
-Modules: ``kv_cache`` (the NumPy cached forward pass; the JAX model has its own ``minigpt.model.KVCache``),
-``processors`` (logits filters), ``decode`` (the loops), ``beam`` (beam search), ``bans`` (banned phrases),
-``text`` (tokenizer-level helpers and streaming text).
+Modules: ``processors`` (logits filters), ``decode`` (the loops and the NumPy decoder, on the reference's
+``minigpt.reference.kv_cache``), ``jax_decoder`` (the JAX model on its ``minigpt.model.KVCache``), ``beam`` (beam
+search), ``bans`` (banned phrases), ``text`` (tokenizer-level helpers and streaming text). ``JaxDecoder`` loads JAX
+on first use, so NumPy decoding (``backend="numpy"``) runs without it.
 """
+
+from typing import Any
 
 from minigpt.generate.bans import BannedPhrases, token_bytes
 from minigpt.generate.beam import Hypothesis, beam_search
-from minigpt.generate.decode import JaxDecoder, ReferenceDecoder, generate, make_decoder, prepare_prompts, stream
-from minigpt.generate.kv_cache import ReferenceKVCache, forward_cached_numpy
+from minigpt.generate.decode import ReferenceDecoder, generate, make_decoder, prepare_prompts, stream
 from minigpt.generate.processors import (
     apply_repetition_penalty,
     apply_temperature,
@@ -22,6 +24,7 @@ from minigpt.generate.processors import (
     top_p_filter,
 )
 from minigpt.generate.text import TextStream, beam_search_text, generate_text, stream_text
+from minigpt.reference.kv_cache import ReferenceKVCache, forward_cached_numpy
 
 __all__ = [
     "BannedPhrases",
@@ -47,3 +50,11 @@ __all__ = [
     "top_k_filter",
     "top_p_filter",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "JaxDecoder":
+        from minigpt.generate.jax_decoder import JaxDecoder
+
+        return JaxDecoder
+    raise AttributeError(f"module 'minigpt.generate' has no attribute {name!r}")

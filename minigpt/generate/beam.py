@@ -26,7 +26,7 @@ import numpy as np
 
 from minigpt.config import GPTConfig
 from minigpt.generate.bans import BannedPhrases
-from minigpt.generate.decode import JaxDecoder, ReferenceDecoder, prepare_prompts, resolve_model
+from minigpt.generate.decode import decoder_for, prepare_prompts, resolve_model
 from minigpt.reference.functional import log_softmax
 
 
@@ -68,7 +68,7 @@ def beam_search(
     if bans is not None and bans.vocab_size != cfg.vocab_size:
         raise ValueError(f"bans were built for vocab_size {bans.vocab_size}, the model has {cfg.vocab_size}")
     tokens, start, rows = prepare_prompts(np.asarray(prompt).reshape(-1), cfg, max_new_tokens, crop_prompt=crop_prompt)
-    decoder = (JaxDecoder if backend == "jax" else ReferenceDecoder)(params, cfg)
+    decoder = decoder_for(backend, params, cfg)
     K, V, alpha = num_beams, cfg.vocab_size, float(length_penalty)
 
     logits = decoder.prefill(tokens, start, tokens.shape[1] + max_new_tokens)  # (1, V)

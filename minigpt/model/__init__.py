@@ -4,7 +4,7 @@
     cache.py    KVCache: fixed-size keys/values for decoding, and the left-padding mask rule
     gpt.py      GPT; token_nll / cross_entropy; from_params, to_params and the pure apply(params, idx, cfg)
 
-Importing it changes no process state (JAX's and malloc's settings are ``minigpt.hostmem.configure_cpu()``).
+Importing it changes no process state (JAX's and malloc's settings are ``minigpt.training.hostmem.configure_cpu()``).
 """
 
 from minigpt.model.cache import KVCache, attention_allowed

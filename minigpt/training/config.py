@@ -54,9 +54,11 @@ class TrainConfig:
     seed: int = _field(0, "seed of the initial parameters, the batches and the dropout masks")
     compute_dtype: str = _field("float32", f"compute dtype ({' or '.join(COMPUTE_DTYPES)}); weights stay float32")
     remat: bool = _field(False, "recompute each block's activations in the backward pass (less memory)")
-    fast_kernels: bool = _field(True, "minigpt.kernels: the same numbers as the plain model, less memory and time")
+    fast_kernels: bool = _field(
+        True, "minigpt.model.kernels: the same numbers as the plain model, less memory and time"
+    )
     progress: bool = _field(True, "show a tqdm progress bar on stderr")
-    mesh: str = _field("", "device mesh, e.g. 'data=4,fsdp=2' (minigpt.distributed); '': one device")
+    mesh: str = _field("", "device mesh, e.g. 'data=4,fsdp=2' (minigpt.training.distributed); '': one device")
     init_from: str | None = _field(
         None, "start from the weights of a run dir or Hugging Face dir (fresh optimizer, schedule, step 0)"
     )

@@ -23,9 +23,11 @@ from typing import Any
 
 import numpy as np
 
-from minigpt import data, hub, hub_llama, runs
+from minigpt import data, hub
 from minigpt.config import GPTConfig
+from minigpt.hub import llama as hub_llama
 from minigpt.params import Params, flatten_params, unflatten_params
+from minigpt.training import runs
 from minigpt.training.config import TrainConfig
 
 NOT_SHAPE = frozenset({"dropout"})  # model options a run may change when it starts from a source

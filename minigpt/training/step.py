@@ -5,7 +5,7 @@
 
 The loss is the model's own (``minigpt.model.apply`` and ``token_nll``), summed rather than averaged so that
 micro-batches with different numbers of kept tokens combine exactly. One device is a 1×1 mesh: the same
-``Steps`` runs on one CPU and on ``--mesh data=4,fsdp=2`` (``minigpt.distributed`` holds the sharding rules).
+``Steps`` runs on one CPU and on ``--mesh data=4,fsdp=2`` (``minigpt.training.distributed`` holds the sharding rules).
 Dropout keys are ``fold_in(key, step)`` and then ``fold_in(·, micro-batch)``: pure functions of the step.
 
 LoRA (``tcfg.lora_rank > 0``): the trained tree is the adapters (``minigpt.adapters``) and the base parameters
@@ -25,10 +25,11 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from minigpt import adapters, distributed, model
-from minigpt.checkpoint import abstract_params
+from minigpt import adapters, model
 from minigpt.config import GPTConfig
 from minigpt.params import Params, unflatten_params
+from minigpt.training import distributed
+from minigpt.training.checkpoint import abstract_params
 from minigpt.training.config import RESUMABLE_CHANGES, TrainConfig
 from minigpt.training.optim import global_norm, make_optimizer
 

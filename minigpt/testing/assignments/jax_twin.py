@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from functools import partial
 
-from minigpt.testing.grading import Assignment
-from minigpt.testing.jax_checkers import check_jax_gelu, check_jax_layer_norm, check_jax_layer_norm_grads
+from minigpt.testing.checks.jax_twin import check_jax_gelu, check_jax_layer_norm, check_jax_layer_norm_grads
+from minigpt.testing.grader.grading import Assignment
 
 
 def layer_norm_jnp(x, weight, bias, eps):
