@@ -54,7 +54,7 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name == "JaxDecoder":
-        from minigpt.generate.jax_decoder import JaxDecoder
+        from minigpt.generate.jax_decoder import JaxDecoder  # JAX: only when the JAX decoder is asked for
 
         return JaxDecoder
     raise AttributeError(f"module 'minigpt.generate' has no attribute {name!r}")
