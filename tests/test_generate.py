@@ -572,3 +572,24 @@ def test_one_name_per_concept_and_the_old_names_still_work():
     assert any(h.tokens[-1] == 2 for h in a)  # the stop token really ended a hypothesis
     with pytest.raises(ValueError, match="stop token 7 is out of range"):
         beam_search(beam_params, prompt, BEAM_CFG, stop_tokens=[7], **beams)
+
+
+def test_sampling_is_one_value_and_its_keywords_still_work(x64):
+    """Sampling(...) and the older keywords pick the same tokens, on both backends; mixing them or misspelling
+    one is refused, and a bad value is named."""
+    from minigpt.generate import Sampling
+
+    params, prompt = noisy_params(BEAM_CFG, seed=3, scale=0.8), [[0, 1], [2]]
+    for backend in ("numpy", "jax"):
+        kw = dict(max_new_tokens=5, backend=backend)
+        a = generate(params, prompt, BEAM_CFG, sampling=Sampling(temperature=0.7, top_k=2, seed=4), **kw)
+        b = generate(params, prompt, BEAM_CFG, temperature=0.7, top_k=2, seed=4, **kw)
+        assert a == b
+        greedy = generate(params, prompt, BEAM_CFG, sampling=Sampling(temperature=0), **kw)
+        assert greedy == generate(params, prompt, BEAM_CFG, temperature=0, **kw)
+    with pytest.raises(ValueError, match="once"):
+        generate(params, prompt, BEAM_CFG, max_new_tokens=2, sampling=Sampling(), temperature=0)
+    with pytest.raises(TypeError, match="'temprature'"):
+        generate(params, prompt, BEAM_CFG, max_new_tokens=2, temprature=0)
+    with pytest.raises(ValueError, match="top_p must be in"):
+        Sampling(top_p=1.5)

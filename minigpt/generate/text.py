@@ -84,8 +84,8 @@ def stream_text(
 
     ``bans``: phrases (strings) the continuation must never contain, or a ``BannedPhrases``. Other keyword
     arguments as in
-    ``minigpt.generate.stream`` (max_new_tokens, temperature, top_k, top_p, repetition_penalty,
-    stop_tokens, seed, backend, use_cache, crop_prompt).
+    ``minigpt.generate.stream`` (max_new_tokens, sampling or its keywords, stop_tokens, backend, use_cache,
+    crop_prompt).
     """
     _, cfg, _ = resolve_model(model, cfg, kwargs.get("backend"))
     ids = encode_prompt(tokenizer, prompt, cfg.vocab_size)
