@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from minigpt.hostmem import configure_cpu
+from minigpt.training.hostmem import configure_cpu
 
 # The judge: its own phrase lists, written here, so that it shares no code with the templates it judges.
 THANKS = ("感谢", "谢谢", "多谢")
@@ -61,7 +61,7 @@ def parse_args() -> argparse.Namespace:
 
 def run(data: Path, out: Path, cfg: Any, **train: Any) -> Path:
     """Train into ``out`` unless it already holds its last checkpoint."""
-    from minigpt import checkpoint, runs
+    from minigpt.training import checkpoint, runs
     from minigpt.training.config import TrainConfig
     from minigpt.training.loop import train as train_run
 
@@ -75,13 +75,13 @@ def run(data: Path, out: Path, cfg: Any, **train: Any) -> Path:
 
 def main() -> None:
     args = parse_args()
-    configure_cpu()  # what the minigpt CLI does before JAX starts (minigpt.hostmem)
+    configure_cpu()  # what the minigpt CLI does before JAX starts (minigpt.training.hostmem)
 
-    from minigpt.apps import reply_data
     from minigpt.config import GPTConfig
-    from minigpt.data import load_meta, prepare
-    from minigpt.runs import load_run
+    from minigpt.data import replies as reply_data
+    from minigpt.data.prepared import load_meta, prepare
     from minigpt.training.init_from import read_source, transfer
+    from minigpt.training.runs import load_run
     from minigpt.training.step import init_params
 
     work, times = Path(args.work), {}
@@ -201,7 +201,7 @@ def evaluate(cfg: Any, params: Any, tok: Any, records: list[dict], batch: int) -
 
 def reply_data_pairs(records: list[dict], tok: Any, block_size: int) -> list:
     """Each record's (chosen, rejected) conversation as (ids, mask), cut to block_size + 1 tokens if longer."""
-    from minigpt.apps.reply_data import encode_examples
+    from minigpt.data.replies import encode_examples
 
     chosen, rejected = encode_examples(records, tok, "chosen"), encode_examples(records, tok, "rejected")
     cut = block_size + 1

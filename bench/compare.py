@@ -9,7 +9,7 @@ MFU = 6N+12LCT FLOPs/token · tokens/s ÷ the best peak of a jitted float32 matm
 (re-measured before each preset).
 Decoding: greedy, batch 1, a 16-token prompt, KV cache on both sides (``minigpt.generate`` is one jitted loop;
 the PyTorch baseline is an eager loop). Ratios < 1 mean minigpt is faster / lighter.
-minigpt trains with ``TrainConfig.fast_kernels`` (the default); ``--plain`` also times the plain model code.
+minigpt trains with ``TrainConfig.fast`` (the default); ``--plain`` also times the plain model code.
 Needs the ``bench`` extra (torch). On a shared machine look at the ratios, not the absolute times.
 """
 
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minigpt.hostmem import configure_cpu
+from minigpt.training.hostmem import configure_cpu
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 BATCH = {"tiny": 16, "baby": 12, "small": 8}
@@ -39,13 +39,13 @@ def _rss_mib() -> float:
 
 def worker_jax(preset: str, steps: int, fast: bool = True) -> dict:
     import jax
-
-    from minigpt.config import GPTConfig
-    from minigpt.hostmem import hand_over_gil
     from minigpt.train import StepSpec, TrainConfig, compiled_steps, dropout_key, init_params
 
+    from minigpt.config import GPTConfig
+    from minigpt.training.hostmem import hand_over_gil
+
     cfg, B = GPTConfig.preset(preset, vocab_size=65), BATCH[preset]
-    fns = compiled_steps(cfg, StepSpec.of(TrainConfig(preset=preset, batch_size=B, fast_kernels=fast)))
+    fns = compiled_steps(cfg, StepSpec.of(TrainConfig(preset=preset, batch_size=B, fast=fast)))
     params = jax.tree.map(jax.numpy.asarray, init_params(cfg, seed=0))
     opt_state = fns.tx.init(params)
     rng = np.random.default_rng(0)
@@ -55,7 +55,7 @@ def worker_jax(preset: str, steps: int, fast: bool = True) -> dict:
         t0 = time.perf_counter()
         params, opt_state, out = fns.train_step(params, opt_state, xs, ys, key)
         float(out["loss"])  # the host sync the training loop does after each step,
-        hand_over_gil(time.perf_counter() - t0)  # and its pause (minigpt.hostmem)
+        hand_over_gil(time.perf_counter() - t0)  # and its pause (minigpt.training.hostmem)
         times.append(time.perf_counter() - t0)
     return {"first_s": times[0], "step_s": statistics.median(times[1:]), "rss_mib": _rss_mib()}
 
@@ -122,11 +122,11 @@ def main() -> None:
     parser.add_argument("--steps", nargs="+", type=int, default=[60, 6], help="timed steps per preset")
     parser.add_argument("--decode-preset", default="small", choices=sorted(BATCH))
     parser.add_argument("--decode-tokens", type=int, default=200)
-    parser.add_argument("--plain", action="store_true", help="also time minigpt with fast_kernels=False")
+    parser.add_argument("--plain", action="store_true", help="also time minigpt with fast=False")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of subprocesses per preset")
     parser.add_argument("--worker", choices=["jax", "jax-plain", "torch"], help=argparse.SUPPRESS)
     args = parser.parse_args()
-    configure_cpu()  # what the minigpt CLI does before JAX starts (minigpt.hostmem)
+    configure_cpu()  # what the minigpt CLI does before JAX starts (minigpt.training.hostmem)
     steps = dict(zip(args.presets, args.steps + args.steps[-1:] * len(args.presets), strict=False))
     if args.worker:
         preset, n = args.presets[0], steps[args.presets[0]]
@@ -136,9 +136,9 @@ def main() -> None:
 
     import jax
     import torch
+    from minigpt.train import flops_per_token, matmul_peak_flops
 
     from minigpt.config import GPTConfig
-    from minigpt.train import flops_per_token, matmul_peak_flops
 
     peak = matmul_peak_flops()
     threads = torch.get_num_threads()

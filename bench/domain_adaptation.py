@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minigpt.hostmem import configure_cpu
+from minigpt.training.hostmem import configure_cpu
 
 
 def split_loss(params, cfg, tokens: np.ndarray, batch: int = 64) -> float:
@@ -55,16 +55,16 @@ def main() -> None:
     args = p.parse_args()
     if args.steps < 2 or args.steps % 2:
         raise SystemExit(f"--steps must be an even number ≥ 2, got {args.steps}")
-    configure_cpu()  # what the minigpt CLI does before JAX starts (minigpt.hostmem)
+    configure_cpu()  # what the minigpt CLI does before JAX starts (minigpt.training.hostmem)
 
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from minigpt.train import TrainConfig, load_run, read_metrics, train
 
     from minigpt.config import GPTConfig
     from minigpt.data import load_split, prepare
-    from minigpt.train import TrainConfig, load_run, read_metrics, train
 
     work = Path(args.work)
     if work.exists() and any(work.iterdir()):

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from minigpt.hostmem import configure_cpu
+from minigpt.training.hostmem import configure_cpu
 
 # (trunk, fine-tuning, pooling) rows of the ablation, in print order
 ROWS: tuple[tuple[str, str, str], ...] = (
@@ -73,13 +73,14 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    configure_cpu()  # what the minigpt CLI does before JAX starts (minigpt.hostmem)
+    configure_cpu()  # what the minigpt CLI does before JAX starts (minigpt.training.hostmem)
+
+    from minigpt.train import load_run
 
     from minigpt.apps import classifier as C
     from minigpt.apps.baselines import BagOfChars, TfidfChars
     from minigpt.apps.sentiment import prepare_sentiment, zero_shot_predict
     from minigpt.data import load_lines, prepare
-    from minigpt.train import load_run
 
     work = Path(args.work)
     if work.exists() and any(work.iterdir()):
@@ -193,9 +194,10 @@ def train_news_trunk(work: Path, args: argparse.Namespace) -> Path:
 
 def train_lm(data: Path, out: Path, steps: int, seed: int, init_from: Path | None = None) -> Path:
     """``steps`` AdamW steps of the baby GPT with block 128, batch 32, on ``data``; returns the run directory."""
+    from minigpt.train import TrainConfig, train
+
     from minigpt.config import GPTConfig
     from minigpt.data import load_meta
-    from minigpt.train import TrainConfig, train
 
     cfg = GPTConfig.preset("baby", vocab_size=load_meta(data)["vocab_size"], block_size=128)
     tcfg = TrainConfig(
@@ -284,7 +286,7 @@ def write_outputs(work, args, run, rows, control, rejected, generated, times, n_
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from minigpt.runs import read_metrics
+    from minigpt.training.runs import read_metrics
 
     results = {
         "args": vars(args),

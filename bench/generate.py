@@ -25,7 +25,7 @@ import time
 
 import numpy as np
 
-from minigpt.hostmem import configure_cpu
+from minigpt.training.hostmem import configure_cpu
 
 
 def timed(fn, repeats: int) -> float:
@@ -107,7 +107,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--torch-threads", type=int, default=os.cpu_count() or 1, help="torch.set_num_threads")
     args = parser.parse_args()
-    configure_cpu()  # what the minigpt CLI does before JAX starts (minigpt.hostmem)
+    configure_cpu()  # what the minigpt CLI does before JAX starts (minigpt.training.hostmem)
     import jax
     import torch
 

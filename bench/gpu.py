@@ -55,9 +55,10 @@ def measured_bf16_peak(n: int = 4096, repeats: int = 10) -> float:
 
 
 def main() -> None:
-    from minigpt.config import GPTConfig
-    from minigpt.hostmem import configure_cpu
     from minigpt.train import StepSpec, TrainConfig, compiled_steps, dropout_key, flops_per_token, init_params
+
+    from minigpt.config import GPTConfig
+    from minigpt.training.hostmem import configure_cpu
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", default="gpt2")

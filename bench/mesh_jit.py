@@ -17,8 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from minigpt.config import GPTConfig
-from minigpt.hostmem import hand_over_gil
 from minigpt.training.config import TrainConfig
+from minigpt.training.hostmem import hand_over_gil
 from minigpt.training.step import Steps, StepSpec, cpu_compiler_options, dropout_key, init_params
 
 BATCH = {"tiny": 16, "baby": 12, "small": 8}

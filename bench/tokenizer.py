@@ -18,7 +18,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from minigpt.corpus import load_reviews  # noqa: E402
+from minigpt.data.corpus import load_reviews  # noqa: E402
 from minigpt.tokenizers import EOT, ByteLevelBPE, CharTokenizer  # noqa: E402
 
 

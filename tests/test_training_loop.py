@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from train_data import CFG, damage, lock_holder, tcfg_for, write_data
 
-from minigpt import checkpoint as ckpt
 from minigpt.params import flatten_params
-from minigpt.runs import RunInUse, load_run, read_metrics
+from minigpt.training import checkpoint as ckpt
 from minigpt.training import loop
 from minigpt.training.loop import train
+from minigpt.training.runs import RunInUse, load_run, read_metrics
 from minigpt.training.step import StepSpec, compiled_steps
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,7 +74,7 @@ def test_the_schedule_is_fixed_when_a_run_starts_and_kept_when_it_is_extended(tm
 
 def test_training_loop_pauses_after_every_step_for_its_duration(tmp_path, data_dir, monkeypatch):
     """Each step's wall time goes to hostmem.hand_over_gil: the pause that lets XLA free the step's memory."""
-    from minigpt import hostmem
+    from minigpt.training import hostmem
 
     seen: list[float] = []
     monkeypatch.setattr(hostmem, "hand_over_gil", seen.append)

@@ -13,12 +13,12 @@ import pytest
 from train_data import CFG, cli_args, tcfg_for, write_data
 
 from minigpt import adapters as AD
+from minigpt.commands.train import main as train_main
 from minigpt.params import flatten_params, weight_decay_mask
 from minigpt.reference import init_params
 from minigpt.reference.lora import merge_params
-from minigpt.runs import load_lora, load_run, read_metrics
-from minigpt.training.cli import main as train_main
 from minigpt.training.loop import train
+from minigpt.training.runs import load_lora, load_run, read_metrics
 from minigpt.training.step import StepSpec, compiled_steps
 
 LORA = dict(lora_rank=4, lora_alpha=32.0, lora_targets="c_attn,c_proj,mlp.c_fc", lr=3e-2, min_lr=3e-3)
@@ -100,7 +100,7 @@ def test_load_run_merges_and_sample_runs_on_a_lora_run(full_run, capsys):
     for name in want:
         np.testing.assert_array_equal(got[name], want[name], err_msg=name)
     assert not np.array_equal(got["h.0.attn.c_attn.weight"], flatten_params(base)["h.0.attn.c_attn.weight"])
-    from minigpt.sample import main as sample_main
+    from minigpt.commands.sample import main as sample_main
 
     assert sample_main([str(full_run), "--prompt", "ab", "--strategy", "greedy", "--max-new-tokens", "4"]) == 0
     assert capsys.readouterr().out.startswith("ab")

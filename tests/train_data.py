@@ -93,7 +93,7 @@ def damage(step_dir: Path, how: str, item: str = "params") -> Path:
 
 _HOLD_LOCK = """
 import sys, time
-from minigpt.runs import locked
+from minigpt.training.runs import locked
 with locked(sys.argv[1]):
     print("locked", flush=True)
     time.sleep(120)
@@ -101,7 +101,8 @@ with locked(sys.argv[1]):
 
 
 def lock_holder(run: Path) -> subprocess.Popen:
-    """Another process holding RUN's trainer lock (``minigpt.runs.locked``) until killed; returns once it does."""
+    """Another process holding RUN's trainer lock (``minigpt.training.runs.locked``) until killed; returns once it
+    does."""
     root = str(Path(__file__).resolve().parents[1])
     proc = subprocess.Popen(
         [sys.executable, "-c", _HOLD_LOCK, str(run)],

@@ -1,1 +1,2 @@
-"""One module per ``minigpt`` command: each has ``main(argv) -> exit code`` and calls library functions."""
+"""The ``minigpt`` commands: one module per command, each a ``main(argv) -> exit code`` that parses its options
+and calls library functions (``minigpt.cli`` holds the table)."""

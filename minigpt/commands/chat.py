@@ -14,6 +14,8 @@ import argparse
 import sys
 from typing import TextIO
 
+from minigpt.generate.sampling import Sampling
+
 PROMPT = "you> "
 
 
@@ -41,15 +43,17 @@ def _print_reply(chat, text: str, out: TextIO) -> None:
 
 
 def run(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) -> int:
-    from minigpt.generate.chat import Chat
+    from minigpt.generate.chat import Chat  # JAX: not needed for --help or a bad option
 
     if args.strategy == "sample" and args.temperature <= 0:
         raise ValueError(f"--temperature must be > 0 for --strategy sample, got {args.temperature}; use greedy")
-    chat = Chat.from_run(
-        args.run_dir, args.step, system=args.system, max_new_tokens=args.max_new_tokens,
+    sampling = Sampling(
         temperature=0.0 if args.strategy == "greedy" else args.temperature, top_k=args.top_k, top_p=args.top_p,
-        repetition_penalty=args.repetition_penalty, ban=args.ban, seed=args.seed,
-        on_notice=lambda message: print(message, file=err, flush=True),
+        repetition_penalty=args.repetition_penalty, seed=args.seed,
+    )  # fmt: skip
+    chat = Chat.from_run(
+        args.run_dir, args.step, system=args.system, max_new_tokens=args.max_new_tokens, sampling=sampling,
+        ban=args.ban, on_notice=lambda message: print(message, file=err, flush=True),
     )  # fmt: skip
     if args.once is not None:
         _print_reply(chat, args.once, out)

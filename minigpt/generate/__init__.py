@@ -2,18 +2,21 @@
 banned phrases and streaming, for the NumPy reference and the JAX model.
 
     from minigpt.generate import generate, beam_search, generate_text, stream_text
-    generate(model, [[1, 2, 3], [4, 5]], max_new_tokens=20, temperature=0.8, top_k=40, seed=0)
+    generate(model, [[1, 2, 3], [4, 5]], max_new_tokens=20, sampling=Sampling(temperature=0.8, top_k=40, seed=0))
 
-Modules: ``kv_cache`` (the NumPy cached forward pass; the JAX model has its own ``minigpt.model.KVCache``),
-``processors`` (logits filters), ``decode`` (the loops), ``beam`` (beam search), ``bans`` (banned phrases),
-``text`` (tokenizer-level helpers and streaming text), ``chat`` (multi-turn chat on one KV cache).
+Modules: ``processors`` (logits filters), ``sampling`` (``Sampling``: how the next token is picked), ``decode``
+(the loops and the NumPy decoder, on the reference's ``minigpt.reference.kv_cache``), ``jax_decoder`` (the JAX
+model on its ``minigpt.model.KVCache``), ``beam`` (beam search), ``bans`` (banned phrases), ``text``
+(tokenizer-level helpers and streaming text), ``chat`` (multi-turn chat on one KV cache). ``JaxDecoder`` and
+``Chat`` load JAX on first use, so NumPy decoding
+(``backend="numpy"``) runs without it.
 """
+
+from typing import Any
 
 from minigpt.generate.bans import BannedPhrases, token_bytes
 from minigpt.generate.beam import Hypothesis, beam_search
-from minigpt.generate.chat import Chat
-from minigpt.generate.decode import JaxDecoder, ReferenceDecoder, generate, make_decoder, prepare_prompts, stream
-from minigpt.generate.kv_cache import ReferenceKVCache, forward_cached_numpy
+from minigpt.generate.decode import ReferenceDecoder, generate, make_decoder, prepare_prompts, stream
 from minigpt.generate.processors import (
     apply_repetition_penalty,
     apply_temperature,
@@ -22,7 +25,9 @@ from minigpt.generate.processors import (
     top_k_filter,
     top_p_filter,
 )
+from minigpt.generate.sampling import Sampling
 from minigpt.generate.text import TextStream, beam_search_text, generate_text, stream_text
+from minigpt.reference.kv_cache import ReferenceKVCache, forward_cached_numpy
 
 __all__ = [
     "Chat",
@@ -31,6 +36,7 @@ __all__ = [
     "JaxDecoder",
     "ReferenceDecoder",
     "ReferenceKVCache",
+    "Sampling",
     "TextStream",
     "apply_repetition_penalty",
     "apply_temperature",
@@ -49,3 +55,15 @@ __all__ = [
     "top_k_filter",
     "top_p_filter",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Chat":
+        from minigpt.generate.chat import Chat  # JAX too: the chat decodes with the JAX model
+
+        return Chat
+    if name == "JaxDecoder":
+        from minigpt.generate.jax_decoder import JaxDecoder  # JAX: only when the JAX decoder is asked for
+
+        return JaxDecoder
+    raise AttributeError(f"module 'minigpt.generate' has no attribute {name!r}")

@@ -8,8 +8,8 @@ conversation is kept as token ids exactly as the model saw or wrote them, never 
 the next turn would not fit in the model's context (``block_size``), the oldest exchanges are dropped (the
 system prompt stays), ``on_notice`` says so, and the cache is rebuilt from what is left.
 
-Decoding settings are ``minigpt sample``'s: greedy (``temperature=0``) or sampling with top-k / top-p,
-a repetition penalty over the conversation, and banned phrases.
+Decoding settings are ``minigpt sample``'s: a ``Sampling`` (default greedy, ``Sampling(temperature=0)``; or a draw
+with top-k / top-p, a repetition penalty over the conversation, a seed) and banned phrases.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ import numpy as np
 
 from minigpt.config import GPTConfig
 from minigpt.generate.bans import BannedPhrases
-from minigpt.generate.decode import JaxDecoder
-from minigpt.generate.processors import check_sampling
+from minigpt.generate.jax_decoder import JaxDecoder
+from minigpt.generate.sampling import Sampling
 from minigpt.generate.text import TextStream
 from minigpt.params import Params
 from minigpt.tokenizers.chat import chat_token_ids, render_chat
@@ -40,25 +40,21 @@ class Chat:
         *,
         system: str | None = None,
         max_new_tokens: int = 100,
-        temperature: float = 0.0,
-        top_k: int | None = None,
-        top_p: float = 1.0,
-        repetition_penalty: float = 1.0,
+        sampling: Sampling | None = None,
         ban: Iterable[str] = (),
-        seed: int = 0,
         on_notice: Callable[[str], None] = print,
     ) -> None:
         if tokenizer is None:
-            raise ValueError(
-                "the run has no tokenizer, so text cannot be encoded; chat needs a run trained on chat data"
-            )
+            raise ValueError("the run has no tokenizer, so text cannot be encoded; chat needs a run trained on chats")
         self.ids_of = chat_token_ids(tokenizer)  # a one-line error for a run that was never instruction-tuned
-        check_sampling(temperature, top_k, top_p, repetition_penalty)
+        sampling = Sampling(temperature=0.0) if sampling is None else sampling
+        if not isinstance(sampling, Sampling):
+            raise ValueError(f"sampling must be a minigpt.generate.Sampling, got {type(sampling).__name__}")
         if max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be ≥ 1, got {max_new_tokens}")
         self.cfg, self.tokenizer, self.on_notice = cfg, tokenizer, on_notice
-        self.decoder = JaxDecoder(params, cfg, seed=seed)
-        self.sampling = (float(temperature), top_k, float(top_p), float(repetition_penalty))
+        self.decoder = JaxDecoder(params, cfg, seed=sampling.seed)
+        self.sampling = sampling.processing
         self.max_new_tokens = max_new_tokens
         ban = [ban] if isinstance(ban, str) else list(ban)
         self.bans = BannedPhrases.from_tokenizer(ban, tokenizer, cfg.vocab_size) if ban else None
@@ -74,7 +70,7 @@ class Chat:
     @classmethod
     def from_run(cls, run_dir: str, step: int | None = None, **options: Any) -> Chat:
         """A ``Chat`` with the newest checkpoint of ``run_dir`` (options as for ``Chat``)."""
-        from minigpt.runs import load_run
+        from minigpt.training.runs import load_run
 
         cfg, params, tokenizer = load_run(run_dir, step=step)
         return cls(cfg, params, tokenizer, **options)

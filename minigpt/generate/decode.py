@@ -6,9 +6,10 @@
 top-k / top-p filtering (``minigpt.generate.processors``). Two interchangeable decoders do the model
 part, both on a KV cache:
 
-* ``ReferenceDecoder`` — NumPy, growing cache (``minigpt.generate.kv_cache``), a Python loop; samples with
+* ``ReferenceDecoder`` — NumPy, growing cache (``minigpt.reference.kv_cache``), a Python loop; samples with
   ``np.random.default_rng(seed)``;
-* ``JaxDecoder`` — the JAX model itself (``minigpt.model.apply`` with a ``minigpt.model.KVCache``), jitted
+* ``JaxDecoder`` (``minigpt.generate.jax_decoder``, imported only for the JAX backend) — the JAX model itself
+  (``minigpt.model.apply`` with a ``minigpt.model.KVCache``), jitted
   prefill and single-token step; samples with ``jax.random.fold_in(jax.random.key(seed), t)`` at step t.
 
 ``generate`` runs the whole JAX loop inside one ``jit`` with ``lax.while_loop`` when it can (JAX
@@ -23,23 +24,20 @@ token (which is included in its output) or after ``max_new_tokens``.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 from minigpt.config import GPTConfig
 from minigpt.generate.bans import BannedPhrases
-from minigpt.generate.kv_cache import ReferenceKVCache, forward_cached_numpy
-from minigpt.generate.processors import check_sampling, process_logits, sample_numpy
-from minigpt.model import GPT, KVCache, apply, jax_params, to_params
+from minigpt.generate.processors import process_logits, sample_numpy
+from minigpt.generate.sampling import Sampling, sampling_from
 from minigpt.params import Params, validate_params
+from minigpt.reference.kv_cache import ReferenceKVCache, forward_cached_numpy
 from minigpt.validation import check_id_range
 
-Sampling = tuple  # (temperature, top_k, top_p, repetition_penalty): hashable, a static jit argument
+Processing = tuple[float, int | None, float, float]  # Sampling.processing: (τ, top_k, top_p, penalty)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -104,15 +102,19 @@ def prepare_prompts(
 
 def resolve_model(model: Any, cfg: GPTConfig | None, backend: str | None) -> tuple[Params, GPTConfig, str]:
     """(params, cfg, backend) from a Flax ``GPT`` or a reference-layout params dict."""
-    if isinstance(model, GPT):
-        cfg, default = model.cfg, "jax"
-        params = to_params(model, copy=backend not in (None, "jax"))  # JAX decoding reads the model's own arrays
-    elif isinstance(model, dict):
+    if isinstance(model, dict):
         if cfg is None:
             raise ValueError("decoding from a params dict needs its GPTConfig: pass cfg=...")
         params, default = model, "numpy"
     else:
-        raise ValueError(f"model must be a minigpt.GPT or a reference-layout params dict, got {type(model).__name__}")
+        from minigpt.model import GPT, to_params  # JAX: only for a Flax model, so NumPy decoding runs without it
+
+        if not isinstance(model, GPT):
+            raise ValueError(
+                f"model must be a minigpt.GPT or a reference-layout params dict, got {type(model).__name__}"
+            )
+        cfg, default = model.cfg, "jax"
+        params = to_params(model, copy=backend not in (None, "jax"))  # JAX decoding reads the model's own arrays
     backend = default if backend is None else backend
     if backend not in ("jax", "numpy"):
         raise ValueError(f"backend must be 'jax' or 'numpy', got {backend!r}")
@@ -125,8 +127,16 @@ def make_decoder(
 ):
     """A ``ReferenceDecoder`` or ``JaxDecoder`` for ``model`` (``GPT`` → JAX by default, params dict → NumPy)."""
     params, cfg, backend = resolve_model(model, cfg, backend)
-    cls = JaxDecoder if backend == "jax" else ReferenceDecoder
-    return cls(params, cfg, use_cache=use_cache, seed=seed)
+    return decoder_for(backend, params, cfg, use_cache=use_cache, seed=seed)
+
+
+def decoder_for(backend: str, params: Params, cfg: GPTConfig, *, use_cache: bool = True, seed: int = 0):
+    """The decoder class of ``backend`` ("jax" or "numpy") on ``params``; JAX is imported only for "jax"."""
+    if backend == "jax":
+        from minigpt.generate.jax_decoder import JaxDecoder  # JAX: only for the JAX backend
+
+        return JaxDecoder(params, cfg, use_cache=use_cache, seed=seed)
+    return ReferenceDecoder(params, cfg, use_cache=use_cache, seed=seed)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -160,99 +170,13 @@ class ReferenceDecoder:
         self.tokens, self.start = self.tokens[rows], self.start[rows]
         self.cache.reorder(rows)
 
-    def pick(self, logits: np.ndarray, seen: np.ndarray, banned: np.ndarray | None, t: int, sampling: Sampling):
+    def pick(self, logits: np.ndarray, seen: np.ndarray, banned: np.ndarray | None, t: int, sampling: Processing):
         temperature, top_k, top_p, penalty = sampling
         z = process_logits(
             logits, seen=seen, banned=banned, temperature=temperature, top_k=top_k, top_p=top_p,
             repetition_penalty=penalty,
         )  # fmt: skip
         return np.argmax(z, axis=-1) if temperature == 0 else sample_numpy(z, self.rng)
-
-
-def _decode(params: Params, tokens: jax.Array, cfg: GPTConfig, cache: KVCache) -> tuple[jax.Array, KVCache]:
-    """The model on new tokens (B, T) written into ``cache``: the plain layers (``fast`` only helps backward)."""
-    return apply(params, tokens, cfg, fast=False, cache=cache)
-
-
-@functools.partial(jax.jit, static_argnames=("cfg", "n_slots"))
-def _prefill_jax(params, tokens, start, *, cfg, n_slots):
-    cache = KVCache.init(cfg, tokens.shape[0], n_slots, params["wte"]["weight"].dtype, start)
-    logits, cache = _decode(params, tokens, cfg, cache)
-    return logits[:, -1], cache
-
-
-@functools.partial(jax.jit, static_argnames=("cfg",), donate_argnames=("cache",))
-def _step_jax(params, token, cache, *, cfg):
-    logits, cache = _decode(params, token[:, None], cfg, cache)
-    return logits[:, 0], cache
-
-
-@functools.partial(jax.jit, static_argnames=("cfg",))
-def _full_jax(params, tokens, slot, start, *, cfg):
-    """No cache: the whole buffer (B, S) through the network (a fresh cache of S slots is only the
-    left-padding mask); logits (B, V) of slot ``slot``."""
-    cache = KVCache.init(cfg, tokens.shape[0], tokens.shape[1], params["wte"]["weight"].dtype, start)
-    logits, _ = _decode(params, tokens, cfg, cache)
-    return jax.lax.dynamic_index_in_dim(logits, slot, axis=1, keepdims=False)
-
-
-@functools.partial(jax.jit, static_argnames=("sampling",))
-def _pick_jax(logits, seen, banned, key, *, sampling):
-
-    temperature, top_k, top_p, penalty = sampling
-    z = process_logits(
-        logits, seen=seen, banned=banned, temperature=temperature, top_k=top_k, top_p=top_p,
-        repetition_penalty=penalty,
-    )  # fmt: skip
-    if temperature == 0:
-        return jnp.argmax(z, axis=-1).astype(jnp.int32)
-    return jax.random.categorical(key, z, axis=-1).astype(jnp.int32)
-
-
-@jax.jit
-def _reorder_jax(cache: KVCache, rows: jax.Array) -> KVCache:
-    return cache.reorder(rows)
-
-
-class JaxDecoder:
-    """JAX decoding with a fixed-size cache and jitted steps (one compile per prompt shape)."""
-
-    def __init__(self, params: Params, cfg: GPTConfig, *, use_cache: bool = True, seed: int = 0):
-        self.params, self.cfg, self.use_cache = jax_params(params), cfg, use_cache
-        self.key = jax.random.key(seed)
-
-    def prefill(self, tokens: np.ndarray, start: np.ndarray, n_slots: int) -> np.ndarray:
-        self.start = jnp.asarray(start, jnp.int32)
-        self.slot = tokens.shape[1]
-        if self.use_cache:
-            logits, self.cache = _prefill_jax(self.params, jnp.asarray(tokens, jnp.int32), self.start,
-                                              cfg=self.cfg, n_slots=n_slots)  # fmt: skip
-            return np.asarray(logits)
-        self.buffer = np.zeros((tokens.shape[0], n_slots), dtype=np.int32)
-        self.buffer[:, : self.slot] = tokens
-        return np.asarray(_full_jax(self.params, self.buffer, self.slot - 1, self.start, cfg=self.cfg))
-
-    def step(self, token: np.ndarray) -> np.ndarray:
-        token = np.asarray(token, dtype=np.int32)
-        if self.use_cache:
-            logits, self.cache = _step_jax(self.params, jnp.asarray(token), self.cache, cfg=self.cfg)
-        else:
-            self.buffer[:, self.slot] = token
-            logits = _full_jax(self.params, self.buffer, self.slot, self.start, cfg=self.cfg)
-        self.slot += 1
-        return np.asarray(logits)
-
-    def reorder(self, rows: np.ndarray) -> None:
-        rows = np.asarray(rows, dtype=np.int32)
-        self.start = self.start[jnp.asarray(rows)]
-        if self.use_cache:
-            self.cache = _reorder_jax(self.cache, jnp.asarray(rows))
-        else:
-            self.buffer = self.buffer[rows]
-
-    def pick(self, logits: np.ndarray, seen: np.ndarray, banned: np.ndarray | None, t: int, sampling: Sampling):
-        key = jax.random.fold_in(self.key, t)
-        return np.asarray(_pick_jax(logits, seen, banned, key, sampling=sampling))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -267,7 +191,7 @@ def _seen_matrix(prompts: list[list[int]], vocab_size: int) -> np.ndarray:
     return seen
 
 
-def _check_stop(stop_tokens: Sequence[int], cfg: GPTConfig) -> tuple[int, ...]:
+def check_stop(stop_tokens: Sequence[int], cfg: GPTConfig) -> tuple[int, ...]:
     stop = tuple(int(s) for s in stop_tokens)
     for s in stop:
         if not 0 <= s < cfg.vocab_size:
@@ -281,32 +205,29 @@ def stream(
     cfg: GPTConfig | None = None,
     *,
     max_new_tokens: int,
-    temperature: float = 1.0,
-    top_k: int | None = None,
-    top_p: float = 1.0,
-    repetition_penalty: float = 1.0,
+    sampling: Sampling | None = None,
     stop_tokens: Sequence[int] = (),
-    seed: int = 0,
     bans: BannedPhrases | None = None,
     backend: str | None = None,
     use_cache: bool = True,
     crop_prompt: bool = False,
+    **settings: Any,
 ) -> Iterator[np.ndarray]:
     """Yield the new token of every row, step by step: an int array (B,), −1 for rows already stopped.
 
-    ``temperature=0`` is greedy decoding (argmax; top_k/top_p are then irrelevant). ``bans`` masks
-    every token that would complete a banned phrase (``BannedPhrases``). Arguments are checked before
-    the first token is computed, so a bad setting raises ``ValueError`` at the call.
+    ``sampling`` (``Sampling``) says how each token is picked: ``Sampling(temperature=0)`` is greedy decoding.
+    Its fields may be given as keywords instead (``temperature=0.8, top_k=40, seed=1``). ``bans`` masks every
+    token that would complete a banned phrase (``BannedPhrases``). Arguments are checked before the first token
+    is computed, so a bad setting raises ``ValueError`` at the call.
     """
+    sampling = sampling_from(sampling, settings, "stream")
     params, cfg, backend = resolve_model(model, cfg, backend)
-    check_sampling(temperature, top_k, top_p, repetition_penalty)
     tokens, start, rows = prepare_prompts(prompts, cfg, max_new_tokens, crop_prompt=crop_prompt)
-    stop = _check_stop(stop_tokens, cfg)
+    stop = check_stop(stop_tokens, cfg)
     if bans is not None and bans.vocab_size != cfg.vocab_size:
         raise ValueError(f"bans were built for vocab_size {bans.vocab_size}, the model has {cfg.vocab_size}")
-    decoder = (JaxDecoder if backend == "jax" else ReferenceDecoder)(params, cfg, use_cache=use_cache, seed=seed)
-    sampling = (float(temperature), top_k, float(top_p), float(repetition_penalty))
-    return _stream(decoder, tokens, start, rows, int(max_new_tokens), stop, bans, sampling)
+    decoder = decoder_for(backend, params, cfg, use_cache=use_cache, seed=sampling.seed)
+    return _stream(decoder, tokens, start, rows, int(max_new_tokens), stop, bans, sampling.processing)
 
 
 def _stream(decoder, tokens, start, rows, max_new_tokens, stop, bans, sampling) -> Iterator[np.ndarray]:
@@ -334,64 +255,19 @@ def _stream(decoder, tokens, start, rows, max_new_tokens, stop, bans, sampling) 
         logits = decoder.step(np.where(token < 0, 0, token))
 
 
-@functools.partial(jax.jit, static_argnames=("cfg", "max_new_tokens", "sampling", "stop", "use_cache"))
-def _generate_jax(params, tokens, start, key, *, cfg, max_new_tokens, sampling, stop, use_cache):
-    """The whole decoding loop as one XLA program: prefill, then ``lax.while_loop`` over steps until
-    every row has stopped or max_new_tokens are out. Returns new tokens (B, max_new_tokens), −1 after a stop."""
-
-    B, P = tokens.shape
-    V, S = cfg.vocab_size, P + max_new_tokens
-    rows = jnp.arange(B)
-    real = jnp.arange(P)[None, :] >= start[:, None]  # (B, P)
-    seen = jnp.zeros((B, V), bool).at[rows[:, None], jnp.where(real, tokens, V)].set(True, mode="drop")
-    if use_cache:
-        logits, memory = _prefill_jax(params, tokens, start, cfg=cfg, n_slots=S)
-    else:
-        memory = jnp.zeros((B, S), jnp.int32).at[:, :P].set(tokens)
-        logits = _full_jax(params, memory, P - 1, start, cfg=cfg)
-    stop_ids = jnp.asarray(stop if stop else (-1,), jnp.int32)
-
-    def cond(state):
-        t, _, _, _, _, done = state
-        return (t < max_new_tokens) & ~jnp.all(done)
-
-    def body(state):
-        t, logits, memory, seen, out, done = state
-        token = _pick_jax(logits, seen, None, jax.random.fold_in(key, t), sampling=sampling)
-        token = jnp.where(done, -1, token)
-        out = out.at[:, t].set(token)
-        seen = seen.at[rows, jnp.where(done, V, token)].set(True, mode="drop")
-        done = done | jnp.isin(token, stop_ids)
-        feed = jnp.where(token < 0, 0, token)
-        if use_cache:
-            logits, memory = _decode(params, feed[:, None], cfg, memory)
-            logits = logits[:, 0]
-        else:
-            memory = jax.lax.dynamic_update_slice(memory, feed[:, None], (jnp.int32(0), (P + t).astype(jnp.int32)))
-            logits = _full_jax(params, memory, P + t, start, cfg=cfg)
-        return t + 1, logits, memory, seen, out, done
-
-    out = jnp.full((B, max_new_tokens), -1, jnp.int32)
-    state = (jnp.int32(0), logits, memory, seen, out, jnp.zeros(B, bool))
-    return jax.lax.while_loop(cond, body, state)[4]
-
-
 def generate(
     model: Any,
     prompts: Any,
     cfg: GPTConfig | None = None,
     *,
     max_new_tokens: int,
-    temperature: float = 1.0,
-    top_k: int | None = None,
-    top_p: float = 1.0,
-    repetition_penalty: float = 1.0,
+    sampling: Sampling | None = None,
     stop_tokens: Sequence[int] = (),
-    seed: int = 0,
     bans: BannedPhrases | None = None,
     backend: str | None = None,
     use_cache: bool = True,
     crop_prompt: bool = False,
+    **settings: Any,
 ) -> list[list[int]]:
     """New tokens for each prompt (a list per row, ending at its stop token if it produced one).
 
@@ -399,24 +275,19 @@ def generate(
     (NumPy by default); ``backend="jax"|"numpy"`` overrides. See ``stream`` for the arguments.
     On the JAX backend without bans the whole loop is one jitted ``lax.while_loop``.
     """
-    kwargs = dict(
-        max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
-        repetition_penalty=repetition_penalty, stop_tokens=stop_tokens, seed=seed, bans=bans, backend=backend,
-        use_cache=use_cache, crop_prompt=crop_prompt,
-    )  # fmt: skip
+    sampling = sampling_from(sampling, settings, "generate")
     params, cfg, backend = resolve_model(model, cfg, backend)
     if backend == "jax" and bans is None:
-        check_sampling(temperature, top_k, top_p, repetition_penalty)
+        from minigpt.generate.jax_decoder import generate_jax  # JAX: only for the JAX backend
+
         tokens, start, _ = prepare_prompts(prompts, cfg, max_new_tokens, crop_prompt=crop_prompt)
-        stop = _check_stop(stop_tokens, cfg)
-        out = _generate_jax(
-            jax_params(params), jnp.asarray(tokens), jnp.asarray(start), jax.random.key(seed), cfg=cfg,
-            max_new_tokens=int(max_new_tokens), sampling=(float(temperature), top_k, float(top_p),
-            float(repetition_penalty)), stop=stop, use_cache=use_cache,
-        )  # fmt: skip
+        stop = check_stop(stop_tokens, cfg)
+        out = generate_jax(params, tokens, start, sampling.seed, cfg=cfg, max_new_tokens=int(max_new_tokens),
+                           sampling=sampling.processing, stop=stop, use_cache=use_cache)  # fmt: skip
         steps = np.asarray(out).T  # (max_new_tokens, B)
     else:
-        kwargs["backend"] = backend
-        steps = list(stream(params, prompts, cfg, **kwargs))
+        steps = list(stream(params, prompts, cfg, max_new_tokens=max_new_tokens, sampling=sampling,
+                            stop_tokens=stop_tokens, bans=bans, backend=backend, use_cache=use_cache,
+                            crop_prompt=crop_prompt))  # fmt: skip
     B = len(steps[0])
     return [[int(s[b]) for s in steps if s[b] >= 0] for b in range(B)]

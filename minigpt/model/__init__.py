@@ -6,7 +6,7 @@
     sft.py      the supervised fine-tuning loss (the NLL of the assistant's tokens only)
     dpo.py      DPO: sequence log-probs, the preference loss against a frozen reference, its metrics
 
-Importing it changes no process state (JAX's and malloc's settings are ``minigpt.hostmem.configure_cpu()``).
+Importing it changes no process state (JAX's and malloc's settings are ``minigpt.training.hostmem.configure_cpu()``).
 """
 
 from minigpt.model.cache import KVCache, attention_allowed

@@ -22,17 +22,9 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from minigpt.config import GPTConfig
-
-
-def attention_allowed(query_slots: Any, key_slots: Any, start: Any, xp: Any = np) -> Any:
-    """Boolean (B, T_q, T_k): may the query in slot i attend the key in slot j for row b (see module doc)."""
-    i = query_slots[None, :, None]  # (1, T_q, 1)
-    j = key_slots[None, None, :]  # (1, 1, T_k)
-    s = start[:, None, None]  # (B, 1, 1)
-    return (j <= i) & ((j >= s) | (j == i))
+from minigpt.reference.kv_cache import attention_allowed
 
 
 @jax.tree_util.register_dataclass
@@ -68,7 +60,7 @@ class KVCache:
 
     def mask(self, T: int, dtype: Any = jnp.float32) -> jax.Array:
         """Additive mask (B, 1, T, S) of the next T queries over all slots (0 allowed, −∞ not)."""
-        allowed = attention_allowed(self.slots(T), jnp.arange(self.n_slots), self.start, xp=jnp)  # (B, T, S)
+        allowed = attention_allowed(self.slots(T), jnp.arange(self.n_slots), self.start)  # (B, T, S)
         return jnp.where(allowed, 0.0, -jnp.inf).astype(dtype)[:, None]
 
     def advance(self, layers: list[tuple[jax.Array, jax.Array]], T: int) -> KVCache:

@@ -37,7 +37,7 @@ class GPT(nnx.Module):
     The config's Llama options: no ``wpe`` with pos="rope" (positions rotate q and k in every attention),
     RMSNorm, SwiGLU, n_kv_head key/value heads, and an untied ``lm_head`` (C → V) with tie_embeddings=False.
 
-    ``fast``: ``minigpt.kernels`` for attention, LayerNorm and GELU (same numbers, less memory in training;
+    ``fast``: ``minigpt.model.kernels`` for attention, LayerNorm and GELU (same numbers, less memory in training;
     attention maps, attention dropout and the cached path take the plain attention). ``remat``: each block's
     activations are recomputed in the backward pass instead of kept (``nnx.remat``). ``train``: dropout on.
     """
@@ -248,7 +248,7 @@ def apply(
     *,
     train: bool = False,
     key: jax.Array | None = None,
-    fast: bool = True,
+    fast: bool = False,
     remat: bool = False,
     dtype: Any = None,
     cache: KVCache | None = None,

@@ -2,7 +2,7 @@
 
 ``attention`` is the one place the attention formula lives on the JAX side; the attention layer, the block
 and ``GPT`` call it. ``fast=True`` swaps attention (when it needs no mask, cache or weights), LayerNorm and
-GELU for ``minigpt.kernels``: the same numbers with hand-written backward passes that keep less memory.
+GELU for ``minigpt.model.kernels``: the same numbers with hand-written backward passes that keep less memory.
 Llama's pieces (``rope``, ``RMSNorm``, ``swiglu``, ``repeat_kv``) are options of the same modules, chosen by
 the config (``GPTConfig.pos``, ``norm``, ``mlp``, ``n_kv_head``), each the twin of ``minigpt.reference.llama``.
 """
@@ -16,8 +16,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from minigpt import kernels
 from minigpt.config import GPTConfig
+from minigpt.model import kernels
 
 
 def attention(

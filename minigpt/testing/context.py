@@ -2,7 +2,7 @@
 
 At the desk (the default) the checkers are derandomized, so every student sees the same examples, and a
 mismatch shows the expected value. Under ``grading(seed)`` the inputs come from that seed (one per student
-and check, see ``minigpt.testing.grading.student_seed``) and no message prints an expected answer.
+and check, see ``minigpt.testing.grader.grading.student_seed``) and no message prints an expected answer.
 """
 
 from __future__ import annotations

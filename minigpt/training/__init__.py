@@ -1,16 +1,20 @@
 """Training the Flax GPT with Optax and Orbax (``minigpt train``), one module per concern:
 
-    config    TrainConfig (each field's doc is its --help line) and the rules for resuming a run
-    optim     learning-rate schedule, global norm and clipping, AdamW
-    step      the jitted train / eval step on a device mesh (one device: a 1×1 mesh)
-    inputs    the token streams (``minigpt.data``) and the deterministic batches
-    progress  tokens/s, MFU and the progress bar
-    signals   Ctrl-C / SIGTERM: finish the step, save, stop
-    loop      ``train()``: build → restore → for each step: batch → step → log / eval / save
-    cli       ``minigpt train`` argument parsing
+    config       TrainConfig (each field's doc is its --help line) and the rules for resuming a run
+    optim        learning-rate schedule, global norm and clipping, AdamW
+    distributed  the device mesh: data parallel and FSDP shardings, multi-host start-up, memory per device
+    step         the jitted train / eval step on a device mesh (one device: a 1×1 mesh)
+    inputs       the token streams (``minigpt.data``) and the deterministic batches
+    init_from    starting from another run or a Hugging Face directory (``--init_from``)
+    progress     tokens/s, MFU and the progress bar
+    signals      Ctrl-C / SIGTERM: finish the step, save, stop
+    checkpoint   Orbax checkpoints with checksums; a damaged one falls back to the newest that restores
+    runs         the run directory: config.json, metrics.jsonl, the lock, ``load_run`` (no JAX to read one)
+    hostmem      opt-in CPU tuning of the process (the ``minigpt`` command line applies it)
+    loop         ``train()``: build → restore → for each step: batch → step → log / eval / save
 
-The run directory it writes is ``minigpt.runs``. Names are imported on first use, so that ``minigpt train
---help`` answers before JAX has loaded.
+``minigpt train`` itself is ``minigpt.commands.train``. Names are imported on first use, so that reading a run
+directory or ``minigpt train --help`` answers before JAX has loaded.
 """
 
 from __future__ import annotations
@@ -33,7 +37,6 @@ _HOME = {
     "matmul_peak_flops": "progress",
     "train": "loop",
     "evaluate": "loop",
-    "main": "cli",
 }
 __all__ = sorted(_HOME)
 

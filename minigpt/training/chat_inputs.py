@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from minigpt.apps import reply_data
 from minigpt.config import GPTConfig
+from minigpt.data import replies as reply_data
 from minigpt.reference.sft import sft_targets
 from minigpt.tokenizers import load_tokenizer
 from minigpt.training.config import TrainConfig

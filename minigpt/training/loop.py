@@ -2,7 +2,7 @@
 
 Batches (``inputs.micro_batches``) and dropout keys (``fold_in(key, step)``) are pure functions of the step, so a
 run resumed from a checkpoint repeats the uninterrupted run bit for bit, on any mesh. The run directory
-(``minigpt.runs``) is locked for the whole run: one trainer per directory.
+(``minigpt.training.runs``) is locked for the whole run: one trainer per directory.
 """
 
 from __future__ import annotations
@@ -19,15 +19,16 @@ from typing import Any
 import jax
 import numpy as np
 
-from minigpt import adapters, checkpoint, hostmem, runs
+from minigpt import adapters
 from minigpt.config import GPTConfig
 from minigpt.params import Params
-from minigpt.training import chat_inputs, dpo, init_from
+from minigpt.training import chat_inputs, checkpoint, dpo, hostmem, init_from, runs
 from minigpt.training.config import TrainConfig, pin_decay, resume_config
 from minigpt.training.inputs import load_tokens, micro_batches, samplers
 from minigpt.training.progress import Progress
 from minigpt.training.signals import StopSignal
 from minigpt.training.step import Steps, StepSpec, compiled_steps, dropout_key, dropout_key_from_data, init_params
+from minigpt.viz.loss import plot_run  # matplotlib: only once the run is over
 
 
 @dataclasses.dataclass
@@ -272,8 +273,6 @@ def _summary(
         "run_dir": str(run_dir),
     }
     try:
-        from minigpt.plot import plot_run  # matplotlib: only once the run is over
-
         summary["plot"] = str(plot_run(run_dir))
     except (ValueError, FileNotFoundError) as e:  # no points to plot yet
         log(f"no plot: {e}")

@@ -11,7 +11,7 @@ import importlib
 import importlib.util
 from pathlib import Path
 
-from minigpt.testing.grading import Assignment
+from minigpt.testing.grader.grading import Assignment
 
 ASSIGNMENTS: dict[str, str] = {
     "01_attention": "minigpt.testing.assignments.attention",

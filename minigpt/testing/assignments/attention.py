@@ -8,7 +8,7 @@ import numpy as np
 
 from minigpt.reference import functional as F
 from minigpt.testing import checkers, context
-from minigpt.testing.grading import Assignment
+from minigpt.testing.grader.grading import Assignment
 
 
 def rows_sum_to_one(softmax) -> None:

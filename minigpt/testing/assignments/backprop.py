@@ -6,7 +6,7 @@ from functools import partial
 
 from minigpt.reference.functional_backward import softmax_backward
 from minigpt.testing.checkers import check_layer_backward
-from minigpt.testing.grading import Assignment
+from minigpt.testing.grader.grading import Assignment
 
 # attention_backward may use the student's softmax_backward: the reference stands in while it is graded
 REFERENCES = {"softmax": softmax_backward}

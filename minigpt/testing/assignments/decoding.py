@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from functools import partial
 
-from minigpt.testing import decoding_checkers as D
-from minigpt.testing.grading import Assignment
+from minigpt.testing.checks import decoding as D
+from minigpt.testing.grader.grading import Assignment
 
 ASSIGNMENT = Assignment("07_decoding")
 ASSIGNMENT.task("top_k_filter").check("matches the reference", 2, partial(D.check_top_k_filter, max_examples=20))

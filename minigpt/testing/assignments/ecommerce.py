@@ -8,8 +8,8 @@ from functools import partial
 import numpy as np
 
 from minigpt.reference import functional as F
-from minigpt.testing import app_checkers as A
-from minigpt.testing.grading import Assignment
+from minigpt.testing.checks import ecommerce as A
+from minigpt.testing.grader.grading import Assignment
 
 
 def conditional_log_likelihood_reference(logits_fn, ids, label_id) -> float:

@@ -9,8 +9,8 @@ import numpy as np
 
 from minigpt.reference import model as M
 from minigpt.testing import checkers, context
-from minigpt.testing.grading import Assignment
-from minigpt.testing.model_checkers import check_sequence_log_likelihood
+from minigpt.testing.checks.forward_and_loss import check_sequence_log_likelihood
+from minigpt.testing.grader.grading import Assignment
 
 
 def uniform_is_log_v(loss) -> None:

@@ -8,8 +8,8 @@ import numpy as np
 
 from minigpt.reference import functional as F
 from minigpt.testing import checkers, context
-from minigpt.testing.grading import Assignment
-from minigpt.testing.model_checkers import check_merge_heads, check_split_heads
+from minigpt.testing.checks.multi_head import check_merge_heads, check_split_heads
+from minigpt.testing.grader.grading import Assignment
 
 
 def head_h_is_slice_h(split_heads) -> None:

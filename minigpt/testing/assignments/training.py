@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from functools import partial
 
-from minigpt.testing.grading import Assignment
-from minigpt.testing.optim_checkers import check_adamw_step, check_clip_by_global_norm, check_warmup_cosine
+from minigpt.testing.checks.training import check_adamw_step, check_clip_by_global_norm, check_warmup_cosine
+from minigpt.testing.grader.grading import Assignment
 
 ASSIGNMENT = Assignment("06_training")
 ASSIGNMENT.task("warmup_cosine").check("matches lr(step)", 2, partial(check_warmup_cosine, max_examples=15)).check(

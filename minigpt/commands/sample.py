@@ -1,0 +1,99 @@
+"""``minigpt sample RUN_DIR --prompt TEXT``: continue a prompt with a trained run, printing as it goes.
+
+    minigpt sample runs/reviews --prompt "这款手机的性能非常好，" --strategy sample --top-k 20 --seed 1
+    minigpt sample runs/reviews --prompt "这款手机的性能非常好，" --strategy beam --num-beams 4 --ban 差评
+
+Strategies: ``greedy`` (argmax), ``sample`` (temperature / top-k / top-p, reproducible with --seed),
+``beam`` (prints the --num-return best continuations with their length-normalised scores).
+``--ban`` (repeatable) forbids a phrase anywhere in the continuation, for every strategy.
+``--sentiment pos|neg`` steers a run trained on sentiment-prefixed data (``minigpt.apps.sentiment``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any, TextIO
+
+from minigpt.apps.sentiment import control_token
+from minigpt.config import GPTConfig
+from minigpt.generate import beam_search_text, stream_text
+from minigpt.params import Params
+from minigpt.training.runs import load_run
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="minigpt sample", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    p.add_argument("run_dir", help="a training run directory (see minigpt train)")
+    p.add_argument("--step", type=int, default=None, help="checkpoint step to load (default: the latest)")
+    p.add_argument("--prompt", required=True, help="text to continue")
+    p.add_argument("--strategy", choices=("greedy", "sample", "beam"), default="sample")
+    p.add_argument("--max-new-tokens", type=int, default=100)
+    p.add_argument("--temperature", type=float, default=1.0, help="sample: softmax temperature > 0")
+    p.add_argument("--top-k", type=int, default=None, help="sample: keep the k most probable tokens")
+    p.add_argument("--top-p", type=float, default=1.0, help="sample: nucleus mass in (0, 1]")
+    p.add_argument("--repetition-penalty", type=float, default=1.0, help="greedy/sample: > 1 discourages repeats")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--num-beams", type=int, default=4, help="beam: beams kept per step")
+    p.add_argument("--num-return", type=int, default=1, help="beam: how many of the best beams to print")
+    p.add_argument("--length-penalty", type=float, default=1.0, help="beam: score = log P / length^α")
+    p.add_argument("--ban", action="append", default=[], metavar="PHRASE", help="phrase never to generate")
+    p.add_argument(
+        "--sentiment", default=None, metavar="LABEL", help="pos|neg: prefix the control token (sentiment-trained runs)"
+    )
+    p.add_argument("--stop-token", type=int, action="append", default=[], metavar="ID", help="stop at this id")
+    p.add_argument("--backend", choices=("jax", "numpy"), default="jax")
+    p.add_argument(
+        "--crop-prompt", action="store_true", help="keep only the last tokens of a prompt that would not fit"
+    )
+    return p
+
+
+def run_sample(
+    cfg: GPTConfig, params: Params, tokenizer: Any, args: argparse.Namespace, out: TextIO | None = None
+) -> int:
+    """Everything after loading the run: decode ``args.prompt`` and print the continuation to ``out``."""
+
+    out = sys.stdout if out is None else out  # looked up now, so redirected stdout is honoured
+
+    if tokenizer is None:
+        raise ValueError(f"run {args.run_dir!r} has no tokenizer, so a text prompt cannot be encoded")
+    common = dict(max_new_tokens=args.max_new_tokens, backend=args.backend, crop_prompt=args.crop_prompt)
+    prompt = args.prompt
+    if args.sentiment is not None:  # the model was trained on "<label>review" lines (minigpt.apps.sentiment)
+        prompt = control_token(tokenizer, args.sentiment) + prompt
+    if args.strategy == "beam":
+        hyps = beam_search_text(
+            params, tokenizer, prompt, cfg, bans=args.ban, num_beams=args.num_beams, num_return=args.num_return,
+            length_penalty=args.length_penalty, stop_tokens=args.stop_token, **common,
+        )  # fmt: skip
+        for text, score in hyps:
+            print(f"[{score:.4f}] {args.prompt}{text}", file=out)
+        return 0
+    if args.strategy == "greedy":
+        sampling = dict(temperature=0.0)
+    else:
+        if args.temperature <= 0:
+            raise ValueError(f"--temperature must be > 0 for --strategy sample, got {args.temperature}; use greedy")
+        sampling = dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed)
+    pieces = stream_text(
+        params, tokenizer, prompt, cfg, bans=args.ban, repetition_penalty=args.repetition_penalty,
+        stop_tokens=args.stop_token, **sampling, **common,
+    )  # fmt: skip
+    print(args.prompt, end="", file=out, flush=True)
+    for piece in pieces:
+        print(piece, end="", file=out, flush=True)
+    print(file=out)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        cfg, params, tokenizer = load_run(args.run_dir, step=args.step)
+        return run_sample(cfg, params, tokenizer, args)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"minigpt sample: error: {err}", file=sys.stderr)
+        return 2

@@ -1,0 +1,12 @@
+"""Figures: attention maps and loss curves, each drawn on an explicit ``matplotlib.figure.Figure``.
+
+    attention   who attends to whom, per layer and head, from either implementation, as heat maps
+    loss        a run's train and validation loss curves (``minigpt plot``)
+
+Nothing here switches matplotlib's global backend or touches pyplot's state.
+"""
+
+from minigpt.viz.attention import attention_maps, plot_attention, token_labels
+from minigpt.viz.loss import plot_run
+
+__all__ = ["attention_maps", "plot_attention", "plot_run", "token_labels"]
