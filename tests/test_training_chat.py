@@ -12,7 +12,7 @@ import jax
 import numpy as np
 import optax
 import pytest
-from minigpt.training.cli import main as train_main
+from minigpt.commands.train import main as train_main
 
 from minigpt import GPTConfig
 from minigpt import reference as ref
