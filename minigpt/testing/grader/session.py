@@ -49,11 +49,11 @@ def _student_error(kind: Any, message: Any) -> StudentError:
     return type(name, (StudentError,), {})(str(message))
 
 
-def become_subreaper() -> bool:
-    """Make this process adopt its orphaned descendants (Linux), so that ``close`` can find them; False elsewhere."""
+def set_subreaper(on: bool) -> bool:
+    """Make this process adopt its orphaned descendants, or stop doing so (Linux); False where it cannot."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        return libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+        return libc.prctl(_PR_SET_CHILD_SUBREAPER, int(on), 0, 0, 0) == 0
     except (OSError, AttributeError):
         return False
 
@@ -92,6 +92,10 @@ class Session:
 
     def __init__(self, assignment_spec: str, *, cwd: Path, memory_mb: int = 4096):
         self.token = secrets.token_hex(16)
+        # while grading, orphans of the worker's descendants are re-parented here, where close() finds them
+        self._was_reaper = _is_subreaper()
+        self._reaper = self._was_reaper or set_subreaper(True)
+        self._children_before = {pid for pid, parent in _processes() if parent == os.getpid()}
         requests_r, self._requests = os.pipe()
         self._replies, replies_w = os.pipe()
         env = dict(os.environ)
@@ -216,31 +220,47 @@ class Session:
 
     def _kill_everything(self) -> None:
         token = f"{TOKEN_VARIABLE}={self.token}".encode()
-        reaper = _is_subreaper()
-        for _ in range(20):  # again until none is left: a process may fork while we look
+        me, worker = os.getpid(), self.process.pid
+        for _ in range(50):  # again until a look after the worker's death finds nothing: a process may fork meanwhile
+            table = _processes()
+            children: dict[int, list[int]] = {}
+            for pid, parent in table:
+                children.setdefault(parent, []).append(pid)
+            doomed, todo = set(), [worker]
+            while todo:  # the worker's descendants, while they still hang under it
+                for child in children.get(todo.pop(), []):
+                    if child not in doomed:
+                        doomed.add(child)
+                        todo.append(child)
+            doomed |= {pid for pid, _ in table if pid != me and _carries(pid, token)}
+            if self._reaper:  # orphans re-parented to this process while it was a subreaper
+                doomed |= {pid for pid in children.get(me, []) if pid not in self._children_before}
+            doomed.discard(me)
             try:
-                os.killpg(self.process.pid, signal.SIGKILL)
+                os.killpg(worker, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
-            me = os.getpid()
-            doomed = [
-                pid
-                for pid, parent in _processes()
-                if pid != me and (_carries(pid, token) or (reaper and parent == me and pid != self.process.pid))
-            ]
-            if not doomed:
-                return
             for pid in doomed:
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except (ProcessLookupError, PermissionError):
                     pass
-            for pid in doomed:  # reap the ones that were re-parented to us
+            worker_dead = self.process.poll() is not None
+            if not worker_dead:
+                try:
+                    self.process.wait(timeout=2)
+                except subprocess.TimeoutExpired:
+                    pass
+            for pid in doomed - {worker}:  # reap the ones that were re-parented to us
                 try:
                     os.waitpid(pid, os.WNOHANG)
                 except ChildProcessError:
                     pass
-            time.sleep(0.05)
+            if worker_dead and not (doomed - {worker}):
+                break
+            time.sleep(0.02)
+        if self._reaper and not self._was_reaper:
+            set_subreaper(False)
 
 
 class RemoteFunction:
