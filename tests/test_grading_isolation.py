@@ -95,7 +95,8 @@ def test_the_reference_called_from_a_worker_thread_scores_zero(tmp_path, pool):
 
 # wrong, and looks at the future: fails every attention check
 WRONG = (
-    "def attention(q, k, v, mask):\n    return np.broadcast_to(v.mean(1, keepdims=True), q.shape[:2] + v.shape[2:]) * 1\n"
+    "def attention(q, k, v, mask):\n"
+    "    return np.broadcast_to(v.mean(1, keepdims=True), q.shape[:2] + v.shape[2:]) * 1\n"
 )
 
 
