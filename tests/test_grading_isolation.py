@@ -256,3 +256,58 @@ def test_the_wire_refuses_pickle_and_keeps_values_exact():
         wire.encode(np.array([object()]))
     with pytest.raises(wire.WireError):
         wire.decode({"$npy": "gASVAAAAAAAAAAA="})  # pickle bytes are not .npy
+
+
+# -- diagnoses that say what happened -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, why",
+    [
+        ('{"cells": 5}', '"cells" is a int'),
+        ('{"cells": [5]}', "cell 0 is a int"),
+        ('{"cells": [{"cell_type": "code", "source": 5}]}', "source of cell 0"),
+        ('{"cells": [{"cell_type": "code", "source": "", "metadata": {"tags": 3}}]}', "metadata of cell 0"),
+        ('{"cells": [], "metadata": 7}', None),  # no cells, odd metadata: graded (0 points), not a traceback
+    ],
+)
+def test_a_malformed_notebook_is_one_line(text, why, tmp_path, capsys):
+    from minigpt.cli import main as cli_main
+
+    path = tmp_path / "01_attention.ipynb"
+    path.write_text(text, encoding="utf-8")
+    code = cli_main(["grade", str(path), "--timeout", "20"])
+    captured = capsys.readouterr()
+    if why is None:
+        assert code == 0 and "Score: 0 / 8" in captured.out
+        return
+    err = captured.err.strip()
+    assert code == 2 and why in err and "\n" not in err and "Traceback" not in err
+
+
+def test_a_missing_or_only_raising_task_says_so_and_never_names_the_stand_in(tmp_path):
+    path = tmp_path / "01_attention_partial.py"
+    path.write_text(
+        "import numpy as np\n\n\ndef softmax(x):\n    e = np.exp(x - x.max(-1, keepdims=True))\n"
+        "    return e / e.sum(-1, keepdims=True)\n\n\ndef causal_mask(T):\n    raise ValueError('not yet')\n",
+        encoding="utf-8",
+    )
+    report = grade(path, timeout=20)
+    out = {c.task: c.output for c in report.checks}
+    assert "does not define `attention`" in out["attention"]
+    assert "your function raised ValueError: not yet" in out["causal_mask"]
+    assert not any("stand_in" in o for o in out.values())
+    nb = {
+        "cells": [
+            {"cell_type": "code", "source": "import numpy as np\n", "metadata": {}},
+            {"cell_type": "code", "source": "raise RuntimeError('x')\ndef attention(q, k, v, mask):\n    return q\n"},
+            {"cell_type": "code", "source": "def softmax(x):\n    return x\n1 / 0\n", "metadata": {}},
+        ]
+    }
+    path = tmp_path / "01_attention.ipynb"
+    path.write_text(json.dumps(nb), encoding="utf-8")
+    report = grade(path, timeout=20)
+    out = {c.task: c.output for c in report.checks}
+    assert "does not define `causal_mask`" in out["causal_mask"]
+    assert "`attention` is not defined: the cell 1 that defines it raised RuntimeError: x" in out["attention"]
+    assert not any("stand_in" in o for o in out.values()), out

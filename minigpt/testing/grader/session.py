@@ -44,9 +44,15 @@ class StudentError(Exception):
     """What the student's function raised in the worker, re-raised here under the same type name."""
 
 
+_ERROR_TYPES: dict[str, type[StudentError]] = {}
+
+
 def _student_error(kind: Any, message: Any) -> StudentError:
-    name = kind if isinstance(kind, str) and kind.isidentifier() else "Exception"
-    return type(name, (StudentError,), {})(str(message))
+    # one class per name: hypothesis tells failures apart by their exception's type, and a replay must match
+    name = kind if isinstance(kind, str) and kind.isidentifier() and len(kind) < 80 else "Exception"
+    if name not in _ERROR_TYPES:
+        _ERROR_TYPES[name] = type(name, (StudentError,), {})
+    return _ERROR_TYPES[name](str(message))
 
 
 def set_subreaper(on: bool) -> bool:
