@@ -7,6 +7,7 @@ so that a crash reads as a sentence, and compare an output with the right one, n
 from __future__ import annotations
 
 import re
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -149,11 +150,27 @@ def run(prop: Callable[[Any], None], strategy: st.SearchStrategy, max_examples: 
     runner()
 
 
+_DRAWN: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # example → generators drawn in it so far
+
+
+def _salt(draw: st.DrawFn) -> int:
+    """0, 1, 2, … for the successive generators of one example (the example is the object ``draw`` is bound to)."""
+    example = getattr(draw, "__self__", None)
+    if example is None:
+        return 0
+    n = _DRAWN.get(example, 0)
+    _DRAWN[example] = n + 1
+    return n
+
+
 def generator(draw: st.DrawFn) -> np.random.Generator:
     """A NumPy generator for one drawn input. When grading, the student's seed is mixed in: hypothesis shrinks
-    the drawn seed towards 0, and without it every student's smallest failing input would be the same."""
+    the drawn seed towards 0, and without it every student's smallest failing input would be the same. The
+    generator's rank in its example is mixed in too: when every drawn seed has shrunk to 0, two inputs of one
+    shape still differ (a parameter equal to its gradient would hide some mistakes behind others)."""
     graded = context.current().seed
-    return np.random.default_rng(draw(seeds()) if graded is None else [draw(seeds()), graded])
+    salt = _salt(draw)
+    return np.random.default_rng([draw(seeds()), salt] + ([] if graded is None else [graded]))
 
 
 def arrays(draw: st.DrawFn, shape: tuple[int, ...], scale: float = 1.0) -> np.ndarray:
