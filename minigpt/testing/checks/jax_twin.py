@@ -32,7 +32,7 @@ def _is_tracer_error(e: Exception) -> bool:
 def _traceable(fn: Callable, what: str, *example: Any, static_argnums: tuple[int, ...] = ()) -> Callable:
     """``jax.jit(fn)`` returning NumPy, after one traced call that turns a tracer error into a diagnosis. A function
     that runs in another process (the grader's ``RemoteFunction``) is compiled there, through its ``under_jit``."""
-    import jax
+    import jax  # JAX: the checkers of lessons 01-04 share a module with these and need none
 
     remote = getattr(fn, "under_jit", None)
     jitted = remote(static_argnums) if remote is not None else jax.jit(fn, static_argnums=static_argnums)
@@ -52,7 +52,7 @@ def _traceable(fn: Callable, what: str, *example: Any, static_argnums: tuple[int
 def check_jax_gelu(fn: Callable[[Any], Any], max_examples: int = 20) -> None:
     """``fn(x)`` in jax.numpy: GPT-2's tanh GELU ½x(1 + tanh(√(2/π)(x + 0.044715x³))), equal under ``jax.jit`` to
     ``reference.gelu`` in float64."""
-    import jax
+    import jax  # JAX: the checkers of lessons 01-04 share a module with these and need none
 
     with jax.enable_x64(True):
         jitted = _traceable(fn, "gelu", np.zeros((2, 3)))
@@ -91,7 +91,7 @@ def check_jax_gelu(fn: Callable[[Any], Any], max_examples: int = 20) -> None:
 def check_jax_layer_norm(fn: Callable[..., Any], max_examples: int = 20) -> None:
     """``fn(x, weight, bias, eps)`` in jax.numpy, compiled with ``jax.jit(fn, static_argnums=3)``, equal to
     ``reference.layer_norm`` in float64 (the diagnoses of ``check_layer_norm``)."""
-    import jax
+    import jax  # JAX: the checkers of lessons 01-04 share a module with these and need none
 
     with jax.enable_x64(True):
         example = (np.ones((1, 2, 3)), np.ones(3), np.zeros(3), 1e-5)
@@ -102,7 +102,7 @@ def check_jax_layer_norm_grads(fn: Callable[..., Any], max_examples: int = 15) -
     """``fn(dy, x, weight, bias, eps)`` → (dx, dweight, dbias) of L = Σ dy ⊙ layer_norm(x, weight, bias, eps),
     computed with ``jax.grad`` (or ``jax.vjp``) and compiled with jit; checked against the hand-written
     ``reference`` backward and finite differences (the diagnoses of ``check_layer_backward``)."""
-    import jax
+    import jax  # JAX: the checkers of lessons 01-04 share a module with these and need none
 
     with jax.enable_x64(True):
         example = (np.ones((1, 2, 3)), np.arange(6.0).reshape(1, 2, 3), np.ones(3), np.zeros(3), 1e-5)
