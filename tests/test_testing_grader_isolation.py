@@ -287,3 +287,9 @@ def test_a_missing_or_only_raising_task_says_so_and_never_names_the_stand_in(tmp
     assert "does not define `causal_mask`" in out["causal_mask"]
     assert "`attention` is not defined: the cell 1 that defines it raised RuntimeError: x" in out["attention"]
     assert not any("stand_in" in o for o in out.values()), out
+
+
+def test_a_submission_that_closes_the_grader_pipes_still_gets_a_report(tmp_path):
+    prelude = "import os\n\nfor fd in range(3, 64):\n    try:\n        os.close(fd)\n    except OSError:\n        pass"
+    report = grade(submit(tmp_path, "def attention(q, k, v, mask):\n    return q\n", prelude), timeout=20)
+    assert report.score == 0 and report.error and all(c.status == "not-run" for c in report.checks)

@@ -162,8 +162,11 @@ class Session:
         except (wire.WireError, OSError) as e:
             raise self._stop(f"the grading process answered something unreadable ({e})") from None
         if message is None:
-            code = self.process.wait(timeout=5)
-            raise self._stop(f"the grading process exited with code {code}")
+            try:
+                why = f"the grading process exited with code {self.process.wait(timeout=5)}"
+            except subprocess.TimeoutExpired:
+                why = "the grading process closed its pipe to the grader"
+            raise self._stop(why)
         return message
 
     def request(self, message: dict[str, Any], seconds: float) -> dict[str, Any]:
@@ -179,8 +182,11 @@ class Session:
         while True:
             answer = self._receive(deadline)
             if answer.get("op") == "callback":
-                self._serve_callback(answer)
-            elif answer.get("re") == self._next_id or "ready" in answer:
+                try:
+                    self._serve_callback(answer)
+                except OSError as e:
+                    raise self._stop(f"the grading process stopped reading ({e})") from None
+            elif answer.get("re") == self._next_id:
                 return answer
             # anything else is a stray message the student's code wrote to the pipe: ignored
 
