@@ -14,6 +14,7 @@ Reading configs and metrics needs neither JAX nor Orbax; only ``load_run`` impor
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import math
@@ -34,6 +35,11 @@ CONFIG, METRICS, CHECKPOINTS, TOKENIZER, PLOT, LOCK = (
 
 class RunInUse(ValueError):
     """Another process holds the run directory's lock."""
+
+
+class RunNotWritable(ValueError):
+    """The run directory cannot be written (read-only, or its disk is full); the message says what was kept and
+    what to do. A ValueError, like the other mistakes the commands report in one line."""
 
 
 def checkpoint_dir(run_dir: str | Path) -> Path:
@@ -116,7 +122,11 @@ class MetricsLog:
         self.file.flush()
 
     def close(self) -> None:
-        self.file.close()
+        try:
+            self.file.close()
+        except OSError as e:  # only after a write already failed (every write is flushed) and was reported
+            if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
 
 
 def _line_step(line: str) -> float:
