@@ -15,10 +15,12 @@ from pathlib import Path
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
-from mounts import resize, tmpfs
+from mounts import read_only_view, resize, tmpfs
 from train_data import cli_args, write_data
 
+from minigpt.commands.sample import main as sample_main
 from minigpt.commands.train import main
+from minigpt.tokenizers import CharTokenizer
 from minigpt.training import checkpoint, runs
 from minigpt.training.runs import load_run, read_metrics
 
@@ -79,6 +81,46 @@ def test_a_disk_that_fills_stops_with_one_line_and_the_run_resumes_once_space_is
         assert f"resuming {run} from step {kept}" in capsys.readouterr().out
         assert [r["step"] for r in read_metrics(run) if "loss" in r] == list(range(1, MAX_STEPS + 1))
         assert checkpoint.latest_step(ckpt) == MAX_STEPS
+
+
+def _read_only_at(monkeypatch: pytest.MonkeyPatch, run: Path) -> None:
+    """Without a read-only mount: opening a file under ``run`` for writing fails as on one."""
+    real_open = os.open
+    writes = os.O_WRONLY | os.O_RDWR | os.O_CREAT
+
+    def open_(path, flags, *args, **kwargs):
+        if flags & writes and Path(path).is_relative_to(run):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(runs.os, "open", open_)
+
+
+@pytest.mark.slow
+def test_resume_on_a_read_only_run_is_one_line_and_sampling_it_still_works(tmp_path, monkeypatch, capsys):
+    data = write_data(tmp_path / "data")
+    chars = [chr(0x4E00 + i) for i in range(62)]  # with <unk> and <|endoftext|>: the model's 64 ids
+    CharTokenizer(chars).save(data / "tokenizer")
+    run = tmp_path / "run"
+    assert main([*cli_args(data, run), "--max_steps", "3"]) == 0
+    with read_only_view(run, tmp_path / "read-only") as mounted:
+        view = tmp_path / "read-only" if mounted else run
+        if not mounted:
+            _read_only_at(monkeypatch, run)
+        before = {p: p.read_bytes() for p in view.rglob("*") if p.is_file()}
+        capsys.readouterr()
+        assert main(["--resume", "--out", str(view), "--max_steps", "6", "--progress", "false"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1, err
+        assert err.startswith(f"minigpt train: error: {view} is not writable (Read-only file system): ")
+        assert "remount it read-write, or copy the run somewhere writable and pass that as --out" in err
+        assert {p: p.read_bytes() for p in view.rglob("*") if p.is_file()} == before
+
+        prompt = "".join(chars[:3])
+        argv = [str(view), "--prompt", prompt, "--strategy", "greedy", "--max-new-tokens", "4", "--backend", "numpy"]
+        assert sample_main(argv) == 0
+        out = capsys.readouterr().out.strip()
+        assert out.startswith(prompt) and len(out) > len(prompt)  # four tokens, perhaps <|endoftext|>
 
 
 @pytest.mark.parametrize(

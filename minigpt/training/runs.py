@@ -75,14 +75,24 @@ def copy_tokenizer(data_dir: str | Path, run_dir: str | Path) -> bool:
 
 @contextlib.contextmanager
 def locked(run_dir: str | Path) -> Iterator[Path]:
-    """Hold ``RUN/.lock`` for the duration: a second trainer on RUN gets ``RunInUse`` naming the holder's pid.
+    """Hold ``RUN/.lock`` for the duration: a second trainer on RUN gets ``RunInUse`` naming the holder's pid, a
+    read-only RUN ``RunNotWritable``.
 
     ``flock`` belongs to the open file: the kernel drops it when the holder exits, also after SIGKILL, so a stale
     lock never needs cleaning up. The pid in the file is only for the message.
     """
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(run_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:  # the first write of a run: a read-only run directory is found here, before anything is computed
+        run_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(run_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        if e.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise
+        raise RunNotWritable(
+            f"{run_dir} is not writable ({e.strerror}): training writes its lock, checkpoints and metrics there; "
+            "remount it read-write, or copy the run somewhere writable and pass that as --out "
+            "(sampling and plotting with --out elsewhere read it as it is)"
+        ) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
