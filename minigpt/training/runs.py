@@ -20,6 +20,7 @@ import json
 import math
 import os
 import shutil
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -146,12 +147,35 @@ def _line_step(line: str) -> float:
         return math.inf
 
 
-def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
-    """The records of ``RUN/metrics.jsonl`` in order."""
+def read_metrics(run_dir: str | Path, *, warn: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+    """The records of ``RUN/metrics.jsonl`` in order.
+
+    A last line that was cut off (a crash, a full disk, a copy in progress) is skipped with a warning through
+    ``warn`` (default: stderr); a damaged line before it is a ValueError naming its line number.
+    """
     path = Path(run_dir) / METRICS
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found; is {run_dir} a run directory made by 'minigpt train'?")
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    lines = [(n, line) for n, line in enumerate(path.read_text("utf-8", "replace").splitlines(), 1) if line.strip()]
+    records = []
+    for n, line in lines:
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            record, reason = None, f"{e.msg} at column {e.colno}"
+        else:
+            reason = f"a JSON {type(record).__name__}, not an object"
+        if isinstance(record, dict):
+            records.append(record)
+        elif n == lines[-1][0]:  # only a line being written when the file stopped growing is incomplete
+            (warn or _warn_stderr)(f"{path}: skipped line {n}, which was cut off ({reason})")
+        else:
+            raise ValueError(f"{path}: line {n} is damaged ({reason}); repair or delete that line")
+    return records
+
+
+def _warn_stderr(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
 def load_run(
