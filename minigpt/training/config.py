@@ -57,7 +57,7 @@ class TrainConfig:
     fast_kernels: bool = _field(
         True, "minigpt.model.kernels: the same numbers as the plain model, less memory and time"
     )
-    progress: bool = _field(True, "show a tqdm progress bar on stderr")
+    progress: bool = _field(True, "progress on stderr: a tqdm bar on a terminal, a line every 5 s in a file or log")
     mesh: str = _field("", "device mesh, e.g. 'data=4,fsdp=2' (minigpt.training.distributed); '': one device")
     init_from: str | None = _field(
         None, "start from the weights of a run dir or Hugging Face dir (fresh optimizer, schedule, step 0)"
