@@ -16,6 +16,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+from tqdm import tqdm
 
 from minigpt.config import GPTConfig
 from minigpt.training.config import TrainConfig
@@ -61,8 +62,6 @@ class Progress:
         if tcfg.progress and kept_line_by_line(sys.stderr):  # a log: plain lines, not the bar's \r frames
             self.bar = ProgressLines(tcfg.max_steps, start, file=sys.stderr)
         elif tcfg.progress:
-            from tqdm import tqdm
-
             self.bar = tqdm(total=tcfg.max_steps, initial=start, unit="step", dynamic_ncols=True, file=sys.stderr)
 
     def record(self, step: int, loss: float, grad_norm: float) -> tuple[dict[str, Any], bool]:
