@@ -1,0 +1,10 @@
+"""minigpt.interpret — see inside the model: named activations, logit lens, logit attribution, activation patching,
+and a layer-by-layer comparison that names where two implementations part.
+
+Everything works on the reference-layout params of either twin (``backend="numpy"`` or ``"jax"``) and returns
+NumPy arrays; the JAX model is imported only when ``backend="jax"`` asks for it.
+"""
+
+from minigpt.interpret.capture import activation_names, capture, time_axis
+
+__all__ = ["activation_names", "capture", "time_axis"]
