@@ -6,5 +6,6 @@ NumPy arrays; the JAX model is imported only when ``backend="jax"`` asks for it.
 """
 
 from minigpt.interpret.capture import activation_names, capture, time_axis
+from minigpt.interpret.lens import logit_lens, residual_streams
 
-__all__ = ["activation_names", "capture", "time_axis"]
+__all__ = ["activation_names", "capture", "logit_lens", "residual_streams", "time_axis"]
