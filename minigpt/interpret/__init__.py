@@ -5,7 +5,17 @@ Everything works on the reference-layout params of either twin (``backend="numpy
 NumPy arrays; the JAX model is imported only when ``backend="jax"`` asks for it.
 """
 
+from minigpt.interpret.attribution import Attribution, attribute, logit_attribution
 from minigpt.interpret.capture import activation_names, capture, time_axis
 from minigpt.interpret.lens import logit_lens, residual_streams
 
-__all__ = ["activation_names", "capture", "logit_lens", "residual_streams", "time_axis"]
+__all__ = [
+    "Attribution",
+    "activation_names",
+    "attribute",
+    "capture",
+    "logit_attribution",
+    "logit_lens",
+    "residual_streams",
+    "time_axis",
+]
