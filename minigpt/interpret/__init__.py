@@ -7,16 +7,20 @@ NumPy arrays; the JAX model is imported only when ``backend="jax"`` asks for it.
 
 from minigpt.interpret.attribution import Attribution, attribute, logit_attribution
 from minigpt.interpret.capture import activation_names, capture, time_axis
+from minigpt.interpret.compare import LayerReport, LayerRow, compare_layers
 from minigpt.interpret.lens import logit_lens, residual_streams
 from minigpt.interpret.patching import Patcher, PatchResult, patch_activation, patching_sweep
 
 __all__ = [
     "Attribution",
+    "LayerReport",
+    "LayerRow",
     "PatchResult",
     "Patcher",
     "activation_names",
     "attribute",
     "capture",
+    "compare_layers",
     "logit_attribution",
     "logit_lens",
     "patch_activation",
