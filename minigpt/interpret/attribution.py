@@ -60,17 +60,20 @@ def head_results(z: np.ndarray, w_o: np.ndarray) -> np.ndarray:
     return np.einsum("bhtd,hdc->bhtc", z, w_o.reshape(H, d_k, -1))  # (B, H, T, C)
 
 
-def frozen_norm(part: np.ndarray, stream: np.ndarray, ln: dict, cfg: GPTConfig) -> np.ndarray:
+def frozen_norm(
+    part: np.ndarray, stream: np.ndarray, ln: dict, kind: str = "layernorm", eps: float = 1e-5
+) -> np.ndarray:
     """The final norm applied to one part of ``stream`` with the stream's scale held fixed, bias left out:
 
     LayerNorm: (p − mean(p)) · γ / √(var(hᴸ) + ε);   RMSNorm: p · γ / √(mean(hᴸ²) + ε).   (…, C) → (…, C)
 
-    Summed over the parts of hᴸ (and with β added) this is LN_f(hᴸ) itself: centring is linear, the scale is shared.
+    ``kind`` and ``eps`` as in ``GPTConfig.norm`` and ``layer_norm_eps``. Summed over the parts of hᴸ (and with β
+    added) this is LN_f(hᴸ) itself: centring is linear, the scale is shared.
     """
-    if cfg.norm == "rmsnorm":
-        scale = 1.0 / np.sqrt(np.mean(stream * stream, axis=-1, keepdims=True) + cfg.layer_norm_eps)  # (…, 1)
+    if kind == "rmsnorm":
+        scale = 1.0 / np.sqrt(np.mean(stream * stream, axis=-1, keepdims=True) + eps)  # (…, 1)
         return part * scale * ln["weight"]
-    scale = 1.0 / np.sqrt(np.var(stream, axis=-1, keepdims=True) + cfg.layer_norm_eps)  # (…, 1)
+    scale = 1.0 / np.sqrt(np.var(stream, axis=-1, keepdims=True) + eps)  # (…, 1)
     return (part - np.mean(part, axis=-1, keepdims=True)) * scale * ln["weight"]
 
 
@@ -103,7 +106,8 @@ def attribute(
             parts.append(np.broadcast_to(p["attn"]["c_proj"]["bias"], stream.shape))
         names.append(f"h.{i}.mlp")
         parts.append(acts[f"h.{i}.mlp.out"])
-    values = [frozen_norm(part, stream, params["ln_f"], cfg) @ u for part in parts]  # P × (B, T)
+    ln = params["ln_f"]
+    values = [frozen_norm(part, stream, ln, cfg.norm, cfg.layer_norm_eps) @ u for part in parts]  # P × (B, T)
     if "bias" in params["ln_f"]:
         names.append("ln_f.bias")
         values.append(np.broadcast_to(params["ln_f"]["bias"] @ u, stream.shape[:-1]))

@@ -1,11 +1,13 @@
 """Figures of what the interpret tools measure, each drawn on its own ``matplotlib.figure.Figure`` (no pyplot state,
 no backend switch): the logit lens as a heat map with each cell's top token, the logit attribution as bars per
 head and MLP, and activation patching as a heat map over blocks × positions. Chinese labels use the bundled CJK
-font (``minigpt.fonts``). ``save`` writes a figure to a PNG through ``FigureCanvasAgg``.
+font (``minigpt.fonts``). ``save`` writes a figure to a PNG file through ``FigureCanvasAgg``, ``png`` returns its
+bytes.
 """
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,6 +23,15 @@ def _font(text: str) -> Any:
 
     path = cjk_font(text)
     return FontProperties(fname=path) if path else FontProperties()
+
+
+def png(fig: Any, dpi: int = 100) -> bytes:
+    """``fig`` as PNG bytes, e.g. for a notebook: ``IPython.display.Image(png(fig))`` (pyplot never involved)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    buffer = io.BytesIO()
+    FigureCanvasAgg(fig).print_figure(buffer, dpi=dpi, format="png")
+    return buffer.getvalue()
 
 
 def save(fig: Any, path: str | os.PathLike, dpi: int = 120) -> Path:
@@ -57,7 +68,7 @@ def lens_figure(
             ax.text(t, layer, top[layer][t], ha="center", va="center", color=color, fontproperties=props, fontsize=9)
     ax.set_xticks(range(T), list(tokens), fontproperties=props)
     ax.set_yticks(range(n_rows), ["embed"] + [f"block {i}" for i in range(n_rows - 1)])
-    ax.set_xlabel("input token at position t (cell: the next token read from the residual stream there)")
+    ax.set_xlabel("input token at position t (cell: the next token it predicts)")
     ax.set_title(title, fontproperties=props)
     fig.colorbar(im, ax=ax, label="probability of the cell's token")
     return fig
