@@ -86,3 +86,12 @@ def test_the_command_runs_from_the_cli_without_pyplot(run, tmp_path):
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert (tmp_path / "logit_lens.png").is_file()
+
+
+def test_the_default_contrast_is_the_corrupted_prediction_or_the_token_the_corruption_favours_most():
+    from minigpt.interpret.explain import default_contrast
+
+    clean = np.array([3.0, 1.0, 0.0, -np.inf])
+    assert default_contrast(clean, np.array([0.0, 2.0, 0.0, -np.inf]), target=0) == 1  # its own prediction
+    # both predict token 0: token 2 gains most in log-probability; the ruled-out token 3 is never chosen
+    assert default_contrast(clean, np.array([3.0, 1.0, 1.5, -np.inf]), target=0) == 2

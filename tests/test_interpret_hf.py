@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from minigpt import hub
+from minigpt.commands.verify import main as verify_main
 from minigpt.interpret import activation_names, capture, compare_layers
 from minigpt.interpret.hf import load_transformers, transformers_capture, verify_against
-from minigpt.verify import main as verify_main
 from tests.test_hub import random_hf_model
 from tests.test_hub_llama import GRID, random_model
 

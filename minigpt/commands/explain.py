@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from minigpt.interpret.explain import explain
-    from minigpt.runs import load_run
+    from minigpt.training.runs import load_run
 
     try:
         cfg, params, tokenizer = load_run(args.run_dir, args.step)

@@ -49,9 +49,17 @@ def default_contrast(clean: np.ndarray, corrupted: np.ndarray, target: int) -> i
     top = int(np.argmax(corrupted))
     if top != target:
         return top
-    gain = np.log(softmax(corrupted)) - np.log(softmax(clean))  # (V,)
+    with np.errstate(invalid="ignore"):  # a token ruled out in both (logit −inf) gains nothing: NaN → −inf below
+        gain = log_softmax(corrupted) - log_softmax(clean)  # (V,)
+    gain = np.where(np.isfinite(gain), gain, -np.inf)
     gain[target] = -np.inf
     return int(np.argmax(gain))
+
+
+def log_softmax(x: np.ndarray) -> np.ndarray:
+    """log softmax over the last axis: x − max − log Σ exp(x − max) (−inf stays −inf, without a warning)."""
+    z = x - x.max(-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(-1, keepdims=True))
 
 
 def softmax(x: np.ndarray) -> np.ndarray:
@@ -74,8 +82,8 @@ def explain(
 ) -> dict[str, Any]:
     """Write the figures and ``explain.json`` for ``prompt`` into ``out``; returns the JSON's content."""
     from minigpt.atomic import write_text
-    from minigpt.attention_maps import token_labels
     from minigpt.interpret import figures
+    from minigpt.viz.attention import token_labels
 
     idx = encode_prompt(tokenizer, prompt, cfg)
     bad = idx if corrupt is None else encode_prompt(tokenizer, corrupt, cfg, "--corrupt")

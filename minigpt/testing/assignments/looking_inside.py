@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from functools import partial
 
-from minigpt.testing import interpret_checkers as I
-from minigpt.testing.grading import Assignment
+from minigpt.testing.checks import looking_inside as I
+from minigpt.testing.grader.grading import Assignment
 
 ASSIGNMENT = Assignment("12_looking_inside")
 ASSIGNMENT.task("logit_lens").check("matches LN_f(h) · W_U", 3, partial(I.check_logit_lens, max_examples=20)).check(

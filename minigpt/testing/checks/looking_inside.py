@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from minigpt.interpret.attribution import frozen_norm
 from minigpt.reference import functional as F
+from minigpt.testing.checks.diagnosis import call, compare, describe, generator, run
 from minigpt.testing.context import current
-from minigpt.testing.diagnosis import call, compare, describe, generator, run
 
 
 @st.composite

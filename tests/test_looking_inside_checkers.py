@@ -1,11 +1,11 @@
-"""minigpt.testing.interpret_checkers: right answers pass; each typical mistake is named."""
+"""minigpt.testing.checks.looking_inside: right answers pass; each typical mistake is named."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from minigpt.testing.interpret_checkers import check_attribute, check_logit_lens, check_patch_position
+from minigpt.testing.checks.looking_inside import check_attribute, check_logit_lens, check_patch_position
 
 
 def layer_norm(x, w, b, eps, axis=-1):
