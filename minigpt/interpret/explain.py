@@ -82,7 +82,7 @@ def explain(
 ) -> dict[str, Any]:
     """Write the figures and ``explain.json`` for ``prompt`` into ``out``; returns the JSON's content."""
     from minigpt.atomic import write_text
-    from minigpt.interpret import figures
+    from minigpt.viz import interpret as figures
     from minigpt.viz.attention import token_labels
 
     idx = encode_prompt(tokenizer, prompt, cfg)
