@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -105,3 +109,33 @@ def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match="enable_x64"):
         with jax.enable_x64(False):
             capture(noisy_params(cfg, 0), idx, cfg, backend="jax")
+
+
+def test_the_numpy_backend_needs_no_jax():
+    """In a process where ``import jax`` fails, the NumPy side of every tool works (``backend="numpy"``)."""
+    script = r"""
+import importlib.abc, sys
+
+class NoJax(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {"jax", "jaxlib", "flax", "optax", "orbax"}:
+            raise ImportError(f"{name} is blocked in this test")
+
+sys.meta_path.insert(0, NoJax())
+import numpy as np
+from minigpt import GPTConfig, interpret
+from minigpt import reference as ref
+
+cfg = GPTConfig.preset("tiny")
+params = ref.init_params(cfg, seed=0)
+a, b = np.array([[1, 2, 3, 4]]), np.array([[1, 5, 3, 4]])
+assert len(interpret.capture(params, a, cfg)) == len(interpret.activation_names(cfg))
+assert interpret.logit_lens(params, a, cfg).shape == (3, 1, 4, 64)
+assert interpret.logit_attribution(params, a, cfg, 3, 4).values.shape[1:] == (1, 4)
+assert interpret.patching_sweep(params, a, b, cfg, target=3, contrast=4).shape == (2, 1, 4)
+assert "jax" not in sys.modules
+print("ok")
+"""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]

@@ -14,7 +14,7 @@ from minigpt import hub
 from minigpt.commands.verify import main as verify_main
 from minigpt.interpret import activation_names, capture, compare_layers
 from minigpt.interpret.hf import load_transformers, transformers_capture, verify_against
-from tests.test_hub import random_hf_model
+from tests.test_hub_gpt2 import random_hf_model
 from tests.test_hub_llama import GRID, random_model
 
 os.environ["HF_HUB_OFFLINE"] = "1"

@@ -15,6 +15,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from minigpt.interpret.explain import explain
+from minigpt.training.runs import load_run
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -35,9 +38,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from minigpt.interpret.explain import explain
-    from minigpt.training.runs import load_run
-
     try:
         cfg, params, tokenizer = load_run(args.run_dir, args.step)
         if tokenizer is None:

@@ -32,6 +32,7 @@ import numpy as np
 
 from minigpt.config import GPTConfig
 from minigpt.params import Params
+from minigpt.reference.model import forward
 
 BLOCK_NAMES = (
     "resid_pre",
@@ -107,15 +108,13 @@ class _Patched(dict):
 
 
 def _capture_numpy(params: Params, idx: np.ndarray, cfg: GPTConfig, patch: Patch | None) -> dict[str, np.ndarray]:
-    from minigpt.reference.model import forward
-
     acts: MutableMapping[str, np.ndarray] = _Patched(patch) if patch else {}
     forward(params, idx, cfg, capture=acts)
     return dict(acts)
 
 
 def _capture_jax(params: Params, idx: np.ndarray, cfg: GPTConfig, patch: Patch | None) -> dict[str, np.ndarray]:
-    from minigpt.model.gpt import from_params
+    from minigpt.model.gpt import from_params  # JAX: the numpy backend runs without it
 
     model = from_params(params, cfg)
     deltas = {}
@@ -133,7 +132,7 @@ def _capture_jax(params: Params, idx: np.ndarray, cfg: GPTConfig, patch: Patch |
 @functools.cache
 def _jax_program():
     """One jitted function: the model's forward inside ``nnx.capture``, with perturbations ``deltas`` by name."""
-    from flax import nnx
+    from flax import nnx  # Flax: as above
 
     def run(model, idx, deltas):
         init = {}
@@ -150,7 +149,7 @@ def _jax_program():
 
 def _named(state: Any, cfg: GPTConfig) -> dict[str, np.ndarray]:
     """An ``nnx.capture`` State of intermediates → {dotted name: NumPy array} in ``activation_names`` order."""
-    from flax import nnx
+    from flax import nnx  # Flax: as above
 
     found = {}
     for path, var in nnx.to_flat_state(state):

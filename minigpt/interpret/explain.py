@@ -16,12 +16,15 @@ from typing import Any
 
 import numpy as np
 
+from minigpt.atomic import write_text
 from minigpt.config import GPTConfig
 from minigpt.interpret.attribution import attribute
 from minigpt.interpret.capture import capture
 from minigpt.interpret.lens import logit_lens
 from minigpt.interpret.patching import Patcher
 from minigpt.params import Params
+from minigpt.viz import interpret as figures
+from minigpt.viz.attention import token_labels
 
 FILES = {"lens": "logit_lens.png", "attribution": "attribution.png", "patching": "patching.png", "json": "explain.json"}
 
@@ -81,10 +84,6 @@ def explain(
     backend: str = "numpy",
 ) -> dict[str, Any]:
     """Write the figures and ``explain.json`` for ``prompt`` into ``out``; returns the JSON's content."""
-    from minigpt.atomic import write_text
-    from minigpt.viz import interpret as figures
-    from minigpt.viz.attention import token_labels
-
     idx = encode_prompt(tokenizer, prompt, cfg)
     bad = idx if corrupt is None else encode_prompt(tokenizer, corrupt, cfg, "--corrupt")
     if bad.shape != idx.shape:

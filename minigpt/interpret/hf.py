@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from minigpt.config import GPTConfig
+from minigpt.hub import load_pretrained
 from minigpt.interpret.capture import activation_names, capture
 from minigpt.interpret.compare import LayerReport, compare_layers
 
@@ -42,7 +43,7 @@ def _first(output: Any) -> Any:
 def transformers_capture(model: Any, idx: Any, cfg: GPTConfig) -> dict[str, np.ndarray]:
     """The activations of a transformers causal LM (GPT-2, Llama or Qwen2 layout) on ``idx`` (B, T), as NumPy, named
     and ordered like ``capture``; attention weights need the eager attention (``attn_implementation="eager"``)."""
-    import torch
+    import torch  # torch: only where transformers runs
 
     gpt2 = hasattr(model, "transformer")
     body = model.transformer if gpt2 else model.model
@@ -116,7 +117,7 @@ def transformers_capture(model: Any, idx: Any, cfg: GPTConfig) -> dict[str, np.n
 def require_transformers() -> Any:
     """The transformers module, or ``TransformersMissing`` with the line that says how to install it."""
     try:
-        import torch  # noqa: F401
+        import torch  # noqa: F401  (torch, transformers: optional, imported only to compare with them)
         import transformers
     except ImportError as e:
         raise TransformersMissing(MISSING) from e
@@ -141,8 +142,6 @@ def verify_against(
     attention softmax in float32 even in a float64 model, so they agree with the reference to about 1e-7 of each
     activation's scale (GPT-2, all float64, to about 1e-15).
     """
-    from minigpt.hub import load_pretrained
-
     require_transformers()
     cfg, params = load_pretrained(path, dtype=np.float64)  # minigpt's own checks name a bad directory's problem
     model = load_transformers(path)

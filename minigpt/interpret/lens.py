@@ -17,6 +17,8 @@ import numpy as np
 from minigpt.config import GPTConfig
 from minigpt.interpret.capture import capture, check_backend
 from minigpt.params import Params
+from minigpt.reference.functional import norm
+from minigpt.reference.model import lm_head
 
 
 def residual_streams(acts: dict[str, np.ndarray], cfg: GPTConfig) -> list[np.ndarray]:
@@ -30,12 +32,9 @@ def logit_lens(params: Params, idx: Any, cfg: GPTConfig, *, backend: str = "nump
     check_backend(backend)
     streams = residual_streams(capture(params, idx, cfg, backend=backend), cfg)
     if backend == "numpy":
-        from minigpt.reference.functional import norm
-        from minigpt.reference.model import lm_head
-
         read = [lm_head(norm(h, params["ln_f"], cfg.norm, cfg.layer_norm_eps), params, cfg) for h in streams]
     else:
-        from minigpt.model.gpt import from_params
+        from minigpt.model.gpt import from_params  # JAX: the numpy backend runs without it
 
         model = from_params(params, cfg)
         read = [np.asarray(_jax_readout()(model, h)) for h in streams]
@@ -45,6 +44,6 @@ def logit_lens(params: Params, idx: Any, cfg: GPTConfig, *, backend: str = "nump
 @functools.cache
 def _jax_readout():
     """The Flax model's own final norm and head, jitted: LN_f(h) · W_U."""
-    from flax import nnx
+    from flax import nnx  # Flax: as above
 
     return nnx.jit(lambda model, h: model.head(model.ln_f(h)))

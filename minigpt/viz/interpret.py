@@ -15,11 +15,11 @@ from typing import Any
 
 import numpy as np
 
+from minigpt.fonts import cjk_font
+
 
 def _font(text: str) -> Any:
-    from matplotlib.font_manager import FontProperties
-
-    from minigpt.fonts import cjk_font
+    from matplotlib.font_manager import FontProperties  # matplotlib: only when a figure is drawn
 
     path = cjk_font(text)
     return FontProperties(fname=path) if path else FontProperties()
@@ -27,7 +27,7 @@ def _font(text: str) -> Any:
 
 def png(fig: Any, dpi: int = 100) -> bytes:
     """``fig`` as PNG bytes, e.g. for a notebook: ``IPython.display.Image(png(fig))`` (pyplot never involved)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # matplotlib: as above
 
     buffer = io.BytesIO()
     FigureCanvasAgg(fig).print_figure(buffer, dpi=dpi, format="png")
@@ -36,7 +36,7 @@ def png(fig: Any, dpi: int = 100) -> bytes:
 
 def save(fig: Any, path: str | os.PathLike, dpi: int = 120) -> Path:
     """Write ``fig`` as a PNG at ``path`` in one rename (readers never see half a file); returns the path."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # matplotlib: as above
 
     path = Path(path)
     tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.png")
@@ -54,7 +54,7 @@ def lens_figure(
     """Heat map of the logit lens of one sequence: row l = the residual stream after the embeddings (l = 0) or after
     block l, column t = position t (labelled with its input token); the colour is the probability, read at that
     layer, of the token the cell names (``top[l][t]``, e.g. the layer's best guess for the next token)."""
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # matplotlib: as above
 
     probs = np.asarray(probs, np.float64)  # (L + 1, T)
     n_rows, T = probs.shape
@@ -77,7 +77,7 @@ def lens_figure(
 def attribution_figure(names: Sequence[str], values: np.ndarray, *, title: str = "logit attribution") -> Any:
     """Horizontal bars, one per part of the residual stream (embeddings, each head, each MLP, biases): its share of
     the logit (difference); positive pushes toward the target."""
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # matplotlib: as above
 
     values = np.asarray(values, np.float64)
     labels = [_short(n) for n in names]
@@ -108,7 +108,7 @@ def _short(name: str) -> str:
 def patching_figure(restored: np.ndarray, tokens: Sequence[str], *, kind: str = "resid_pre", title: str = "") -> Any:
     """Heat map of a patching sweep of one sequence: row l = block l's ``kind`` patched, column t = position t; the
     colour is the fraction of the clean logit difference restored (1: all of it, 0: none, < 0: the wrong way)."""
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # matplotlib: as above
 
     restored = np.asarray(restored, np.float64)  # (L, T)
     L, T = restored.shape
