@@ -14,20 +14,42 @@ from minigpt import hub
 from minigpt.commands.verify import main as verify_main
 from minigpt.interpret import activation_names, capture, compare_layers
 from minigpt.interpret.hf import load_transformers, transformers_capture, verify_against
-from tests.test_hub_gpt2 import random_hf_model
-from tests.test_hub_llama import GRID, random_model
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
+# (class, config): GPT-2 (one with a non-default ε); Llama with GQA and MQA; Qwen2 (q/k/v biases), other θ and ε.
 MODELS = [
     ("GPT2", dict(n_layer=3, n_head=4, n_embd=32, vocab_size=97, n_positions=40, layer_norm_epsilon=1e-3)),
     (
         "GPT2",
-        dict(n_layer=1, n_head=2, n_embd=16, vocab_size=30, n_positions=32, n_inner=64, tie_word_embeddings=False),
+        dict(n_layer=1, n_head=2, n_embd=16, vocab_size=30, n_positions=32, n_inner=64),
     ),
-    *GRID,
-]
+    ("Llama", dict(num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, hidden_size=24,
+                   intermediate_size=40, vocab_size=53, max_position_embeddings=32, rms_norm_eps=1e-5)),
+    ("Llama", dict(num_hidden_layers=1, num_attention_heads=3, num_key_value_heads=1, hidden_size=18,
+                   intermediate_size=7, vocab_size=97, max_position_embeddings=24, tie_word_embeddings=True,
+                   rope_parameters={"rope_type": "default", "rope_theta": 500.0})),
+    ("Qwen2", dict(num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1, hidden_size=16,
+                   intermediate_size=30, vocab_size=41, max_position_embeddings=20, rms_norm_eps=1e-6,
+                   rope_parameters={"rope_type": "default", "rope_theta": 1e6})),
+]  # fmt: skip
+
+
+def random_model(hf, kind: str, seed: int, **kwargs):
+    """A transformers model with every tensor random (norm gains around 1), so that any mapping mistake shows."""
+    import torch
+
+    torch.manual_seed(seed)
+    names = {"GPT2": ("GPT2Config", "GPT2LMHeadModel")}.get(kind, (f"{kind}Config", f"{kind}ForCausalLM"))
+    config = getattr(hf, names[0])(bos_token_id=None, eos_token_id=None, pad_token_id=None, **kwargs)
+    model = getattr(hf, names[1])(config).eval()
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            norm = "norm" in name or "ln_" in name
+            p.copy_((1.0 if norm and name.endswith("weight") else 0.0) + 0.3 * torch.randn(p.shape, generator=g))
+    return model
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +67,7 @@ def saved(hf, tmp_path_factory):
     """Each of MODELS with random weights, saved as a Hugging Face directory."""
     dirs = []
     for n, (kind, kwargs) in enumerate(MODELS):
-        model = random_hf_model(hf, n, **kwargs) if kind == "GPT2" else random_model(hf, kind, n, **kwargs)
+        model = random_model(hf, kind, n, **kwargs)
         path = tmp_path_factory.mktemp(f"{kind}{n}")
         model.save_pretrained(path)
         dirs.append(path)
