@@ -198,6 +198,30 @@ PLANTED = {
             ),
         ]
     ],
+    "12_looking_inside": [
+        [
+            (
+                "logit_lens",
+                "def logit_lens(streams, ln_f, w_u, eps):\n    return streams @ w_u",
+                "without the final norm",
+            ),
+            (
+                "patch_position",
+                "def patch_position(corrupted, clean, position):\n    out = corrupted.copy()\n"
+                "    out[:, position - 1] = clean[:, position - 1]\n    return out",
+                "you patched position",
+            ),
+        ],
+        [
+            (
+                "attribute",
+                "def attribute(parts, ln_f, u, eps):\n    mu = parts.mean(-1, keepdims=True)\n"
+                "    sd = np.sqrt(((parts - mu) ** 2).mean(-1, keepdims=True) + eps)\n"
+                "    return ((parts - mu) / sd * ln_f['weight']) @ u",
+                "do not sum to the logit",
+            ),
+        ],
+    ],
 }
 RUNS = [(name, i) for name, runs in PLANTED.items() for i in range(len(runs))]
 

@@ -22,6 +22,7 @@ ASSIGNMENTS: dict[str, str] = {
     "06_training": "minigpt.testing.assignments.training",
     "07_decoding": "minigpt.testing.assignments.decoding",
     "08_ecommerce_applications": "minigpt.testing.assignments.ecommerce",
+    "12_looking_inside": "minigpt.testing.assignments.looking_inside",
 }
 
 
