@@ -1,0 +1,7 @@
+"""The course as students and instructors receive it.
+
+``markers``: one source notebook per exercise, solution and hidden-test regions marked nbgrader-style;
+``assign``: the student notebook generated from it, verified with the grader before it is written;
+``gradescope``: the autograder package for Gradescope; ``selfcheck``: the graded checks run inside a source notebook.
+Nothing here is imported by ``import minigpt``.
+"""
