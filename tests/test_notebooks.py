@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from minigpt.course.book import save_executed
 from minigpt.testing.assignments import ASSIGNMENTS, load_assignment
 
 nbformat = pytest.importorskip("nbformat", reason="install the dev extras: pip install -e '.[dev]'")
@@ -78,6 +79,7 @@ def test_notebook_runs_top_to_bottom(path, monkeypatch, request):
     if path.stem in TRAINING:
         request.getfixturevalue("training_compile")
     nb = execute(nbformat.read(path, as_version=4), path, monkeypatch)
+    save_executed(nb, path)  # for the book (minigpt book --executed DIR), when MINIGPT_BOOK_EXECUTED=DIR is set
     outputs = [o for c in nb.cells for o in c.get("outputs", [])]
     assert outputs, "the notebook produced no output at all"
     texts = " ".join(o.get("text", "") for o in outputs if o.get("name") == "stderr")
