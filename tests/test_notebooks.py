@@ -1,7 +1,7 @@
 """The tutorial notebooks run top to bottom (their asserts are the test), each lesson has an exercise notebook
 graded by its assignment, and the exercise sources (the solutions) pass their own self-check cells, the graded
 checks included. That the student notebooks are generated from the sources is tests/test_notebooks_exercises.py's
-business; how blanks and planted mistakes are scored, tests/test_grading.py's."""
+business; how blanks and planted mistakes are scored, tests/test_testing_grader.py's."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Every exercise has one source (``notebooks/exercises/solutions/NN_topic.ipynb``, with solution and hidden-test
 markers), named after its lesson and graded by ``ASSIGNMENTS``, and the committed student notebook is exactly what
 ``minigpt assign`` generates from it. (That each solution scores full marks and each stub 0 is
-tests/test_grading.py's business; that each source runs top to bottom, tests/test_notebooks.py's.)"""
+tests/test_testing_grader.py's business; that each source runs top to bottom, tests/test_notebooks.py's.)"""
 
 from __future__ import annotations
 

@@ -35,6 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
+from jax.experimental import multihost_utils
 
 from minigpt.adapters import LoraSpec, adapter_shapes, spec_from_train
 from minigpt.config import GPTConfig
@@ -57,8 +58,6 @@ def tree_sha256(tree: Any) -> str:
     digest = hashlib.sha256()
     for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
         if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable:  # other processes hold some shards
-            from jax.experimental import multihost_utils
-
             leaf = multihost_utils.process_allgather(leaf, tiled=True)
         host = np.ascontiguousarray(np.asarray(leaf))
         digest.update(f"{jax.tree_util.keystr(path)}:{host.dtype.str}:{host.shape};".encode())

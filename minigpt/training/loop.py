@@ -28,6 +28,7 @@ from minigpt.training.inputs import load_tokens, micro_batches, samplers
 from minigpt.training.progress import Progress
 from minigpt.training.signals import StopSignal
 from minigpt.training.step import Steps, StepSpec, compiled_steps, dropout_key, dropout_key_from_data, init_params
+from minigpt.viz.loss import plot_run  # matplotlib: only once the run is over
 
 
 @dataclasses.dataclass
@@ -251,8 +252,6 @@ def _summary(
         "run_dir": str(run_dir),
     }
     try:
-        from minigpt.viz.loss import plot_run  # matplotlib: only once the run is over
-
         summary["plot"] = str(plot_run(run_dir))
     except (ValueError, FileNotFoundError) as e:  # no points to plot yet
         log(f"no plot: {e}")

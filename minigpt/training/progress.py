@@ -15,6 +15,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+from tqdm import tqdm
 
 from minigpt.config import GPTConfig
 from minigpt.training.config import TrainConfig
@@ -57,8 +58,6 @@ class Progress:
         self.step_log = start
         self.bar = None
         if tcfg.progress:
-            from tqdm import tqdm
-
             self.bar = tqdm(total=tcfg.max_steps, initial=start, unit="step", dynamic_ncols=True, file=sys.stderr)
 
     def record(self, step: int, loss: float, grad_norm: float) -> tuple[dict[str, Any], bool]:

@@ -24,8 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from minigpt import atomic
+from minigpt.adapters import spec_from_train, split
 from minigpt.config import GPTConfig
 from minigpt.params import Params
+from minigpt.reference.lora import merge_params
+from minigpt.tokenizers import load_tokenizer
 
 CONFIG, METRICS, CHECKPOINTS, TOKENIZER, PLOT, LOCK = (
     "config.json", "metrics.jsonl", "checkpoints", "tokenizer", "loss.png", ".lock",
@@ -147,7 +150,6 @@ def load_run(
     cfg, base, adapters, spec, tokenizer = load_lora(run_dir, step, warn=warn)
     if adapters is None:
         return cfg, base, tokenizer
-    from minigpt.reference.lora import merge_params
 
     return cfg, merge_params(base, adapters, spec.scale), tokenizer
 
@@ -155,7 +157,6 @@ def load_run(
 def load_lora(run_dir: str | Path, step: int | None = None, *, warn: Callable[[str], None] | None = None) -> tuple:
     """(GPTConfig, base params, adapters or None, LoraSpec or None, tokenizer or None), as NumPy, of a checkpoint
     (see ``load_run``); adapters and spec are None for a run trained without LoRA."""
-    from minigpt.adapters import spec_from_train, split
     from minigpt.training import checkpoint  # JAX and Orbax: only for loading arrays, not for configs and metrics
 
     run_dir = Path(run_dir)
@@ -165,8 +166,6 @@ def load_lora(run_dir: str | Path, step: int | None = None, *, warn: Callable[[s
     params, _, meta = checkpoint.restore(ckpt_dir, None, None, step, warn=warn)
     tokenizer = None
     if (run_dir / TOKENIZER).is_dir():
-        from minigpt.tokenizers import load_tokenizer
-
         tokenizer = load_tokenizer(run_dir / TOKENIZER)
     base, adapters = split(checkpoint.to_numpy(params))
     return GPTConfig.from_dict(meta["model"]), base, adapters, spec_from_train(meta["train"]), tokenizer
