@@ -13,6 +13,7 @@ The zip holds what Gradescope's Ubuntu image needs and nothing from the network 
 from __future__ import annotations
 
 import json
+import platform
 import shutil
 import subprocess
 import sys
@@ -59,8 +60,8 @@ exec "$PY" -m minigpt.course.autograder --root "$ROOT" --assignment {name} --tim
 README = """# Autograder for `{name}` (minigpt {version})
 
 Made by `minigpt assign {name} --gradescope`. Upload `autograder.zip` as a Gradescope "Programming Assignment"
-(Autograder settings → Base image: Ubuntu, the default) and hand out `{name}.ipynb` to your students; they
-upload their filled-in `{name}.ipynb`.
+and hand out `{name}.ipynb` to your students; they upload their filled-in `{name}.ipynb`. The pins were made
+with Python {python}: choose a base image whose `python3` is that version or newer (Ubuntu 24.04 has 3.12).
 
 - `setup.sh` builds a virtualenv in `/autograder/minigpt-venv` from `requirements.txt` (every dependency pinned
   to the version it was verified with) and installs `{wheel}`, the exact minigpt whose checks were run
@@ -138,6 +139,7 @@ def package(
     summary = {
         "assignment": released.assignment,
         "minigpt": minigpt.__version__,
+        "python": platform.python_version(),  # the requirements were pinned under this interpreter
         "max_points": declared.max_points,
         "tasks": [
             {
@@ -159,7 +161,11 @@ def package(
             _add(archive, released.notebook.name, released.notebook.read_bytes())
             _add(archive, "assignment.json", (json.dumps(summary, ensure_ascii=False, indent=1) + "\n").encode())
             readme = README.format(
-                name=released.assignment, version=summary["minigpt"], wheel=wheel.name, points=declared.max_points
+                name=released.assignment,
+                version=summary["minigpt"],
+                wheel=wheel.name,
+                points=declared.max_points,
+                python=summary["python"],
             )
             _add(archive, "README.md", readme.encode())
     return released, zip_path
