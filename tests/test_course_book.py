@@ -49,6 +49,7 @@ def test_a_lesson_page_renders_in_a_real_browser(book):
     data = dict(re.findall(r'data-([a-z-]+)="([^"]*)"', body))
     assert int(data["images-loaded"]) >= 1 and data["images-broken"] == "0", body  # the heat-map is there
     assert int(data["math-rendered"]) >= 5 and data["math-errors"] == "0", body  # MathJax typeset, offline
+    assert data["cjk-font"] == "1", body  # Chinese in text outputs reads in the shipped font, not as boxes
     for text in ("Traceback (most recent call last)", "Math Processing Error", "NameError", "ModuleNotFoundError"):
         assert text not in dom
     shot = book / "01_attention.png"
@@ -62,7 +63,7 @@ def test_nothing_is_fetched_from_the_web_and_the_exercises_are_linked(book):
         assert not re.search(r'<(script|img)[^>]+src="(https?:)?//', text), page  # no CDN: MathJax is local
         assert not re.search(r'<link[^>]+href="(https?:)?//', text), page
         assert 'src="mathjax/MathJax.js' in text or 'src="../mathjax/MathJax.js' in text
-    assert (book / "mathjax" / "MathJax.js").is_file()
+    assert (book / "mathjax" / "MathJax.js").is_file() and (book / "fonts" / "OFL.txt").is_file()
     lesson = (book / "01_attention.html").read_text(encoding="utf-8")
     assert 'href="exercises/01_attention.html"' in lesson
     exercise = (book / "exercises" / "01_attention.html").read_text(encoding="utf-8")
@@ -99,3 +100,4 @@ def test_a_saved_execution_is_reused_only_while_its_code_is_the_lessons(tmp_path
     code.source += "\nprint('changed')"
     B.save_executed(nb, lesson)
     assert "SAVED-COPY" not in B.executed_lesson(lesson, tmp_path).cells[0].source and ran == [1]
+    assert "SAVED-COPY" not in nbformat.read(tmp_path / lesson.name, as_version=4).cells[0].source  # kept anew

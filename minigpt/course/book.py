@@ -24,6 +24,7 @@ from typing import Any
 
 from minigpt.atomic import write_text
 from minigpt.course.assign import EXERCISES, REPO
+from minigpt.fonts import SHIPPED
 
 LESSONS = REPO / "notebooks"
 EXECUTED_ENV = "MINIGPT_BOOK_EXECUTED"  # where tests/test_notebooks.py saves the lessons it executed
@@ -38,8 +39,16 @@ TEMPLATE = """{%- extends 'index.html.j2' -%}
 {%- block body_header -%}{{ super() }}{{ resources.book_nav }}<main class="book-page">{%- endblock body_header -%}
 {%- block body_footer -%}</main>{{ resources.book_nav }}{{ resources.book_probe }}{{ super() }}{%- endblock -%}
 """
+# Text outputs and prose in Chinese read in the font the figures use, shipped with the site (so a reader's
+# machine needs no CJK font): each family list ends with it, and the browser falls back to it glyph by glyph.
 CSS = """
-body { margin: 0; }
+@font-face { font-family: "MiniGPT Sans CJK"; src: url("@UP@fonts/MiniGPTSansCJK-Regular.otf") format("opentype"); }
+:root {
+  --jp-code-font-family: menlo, consolas, "DejaVu Sans Mono", monospace, "MiniGPT Sans CJK";
+  --jp-content-font-family: system-ui, -apple-system, "Segoe UI", helvetica, arial, sans-serif, "MiniGPT Sans CJK";
+  --jp-ui-font-family: system-ui, -apple-system, "Segoe UI", helvetica, arial, sans-serif, "MiniGPT Sans CJK";
+}
+body { margin: 0; font-family: var(--jp-content-font-family); }
 .book-page { max-width: 980px; margin: 0 auto; padding: 0 1em; }
 .book-nav { background: #24292f; color: #fff; padding: 0.5em 1em; font: 14px sans-serif; }
 .book-nav a { color: #9cdcfe; margin-right: 1em; text-decoration: none; }
@@ -47,9 +56,12 @@ body { margin: 0; }
 .jp-Cell-inputWrapper, .jp-Cell-outputWrapper { max-width: 100%; }
 """
 # Records, once the page has loaded and MathJax has typeset, how many figures loaded, how many failed, and how
-# many formulas rendered: what tests/test_course_book.py reads back from a headless browser.
+# many formulas rendered, and whether the CJK font loaded: what tests/test_course_book.py reads back from a browser.
 PROBE = """<script>
 window.addEventListener("load", function () {
+  document.fonts.load('16px "MiniGPT Sans CJK"', "这").then(function (faces) {
+    document.body.dataset.cjkFont = faces.length;
+  });
   var imgs = Array.prototype.slice.call(document.images);
   document.body.dataset.imagesLoaded = imgs.filter(function (i) { return i.complete && i.naturalWidth > 0; }).length;
   document.body.dataset.imagesBroken = imgs.filter(function (i) { return !(i.complete && i.naturalWidth > 0); }).length;
@@ -101,7 +113,8 @@ def save_executed(nb: Any, lesson: Path, folder: str | os.PathLike | None = None
 
 
 def executed_lesson(lesson: Path, executed: Path | None, timeout: int = 1200) -> Any:
-    """The lesson with its outputs: the copy in ``executed`` when its code is the lesson's, else run it now."""
+    """The lesson with its outputs: the copy in ``executed`` when its code is the lesson's, else run it now (and
+    keep the run in ``executed``)."""
     import nbformat
 
     nb = nbformat.read(lesson, as_version=4)
@@ -115,6 +128,8 @@ def executed_lesson(lesson: Path, executed: Path | None, timeout: int = 1200) ->
     env = dict(os.environ, MPLBACKEND="module://matplotlib_inline.backend_inline")
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)  # this minigpt
     nbclient.NotebookClient(nb, timeout=timeout, kernel_name="python3").execute(cwd=str(lesson.parent), env=env)
+    if executed:
+        save_executed(nb, lesson, executed)  # the next build reuses it
     return nb
 
 
@@ -192,13 +207,21 @@ def build(
     where[home.source.resolve()] = home.path
     out.mkdir(parents=True, exist_ok=True)
     shutil.copytree(Path(mathjax_init).parent / "static", out / "mathjax", dirs_exist_ok=True)
+    (out / "fonts").mkdir(exist_ok=True)
+    for name in (SHIPPED.name, "OFL.txt"):  # the font's licence travels with it
+        shutil.copy2(SHIPPED.with_name(name), out / "fonts" / name)
     exporter = _exporter()
     written = []
 
     def write(page: Page, nb: Any, nav: str) -> None:
         depth = page.path.count("/")
         exporter.mathjax_url = "../" * depth + MATHJAX
-        resources = {"book_css": CSS, "book_nav": nav, "book_probe": PROBE, "metadata": {"name": page.title}}
+        resources = {
+            "book_css": CSS.replace("@UP@", "../" * depth),
+            "book_nav": nav,
+            "book_probe": PROBE,
+            "metadata": {"name": page.title},
+        }
         nb.metadata["title"] = page.title
         body, _ = exporter.from_notebook_node(nb, resources=resources)
         target = out / page.path
