@@ -40,13 +40,18 @@ TEMPLATE = """{%- extends 'index.html.j2' -%}
 {%- block body_footer -%}</main>{{ resources.book_nav }}{{ resources.book_probe }}{{ super() }}{%- endblock -%}
 """
 # Text outputs and prose in Chinese read in the font the figures use, shipped with the site (so a reader's
-# machine needs no CJK font): each family list ends with it, and the browser falls back to it glyph by glyph.
+# machine needs no CJK font). It comes first in each family list, limited by unicode-range to CJK characters:
+# last in the list, Chromium drew boxes from the monospace font rather than fall back to it.
 CSS = """
-@font-face { font-family: "MiniGPT Sans CJK"; src: url("@UP@fonts/MiniGPTSansCJK-Regular.otf") format("opentype"); }
+@font-face {
+  font-family: "MiniGPT Sans CJK";
+  src: url("@UP@fonts/MiniGPTSansCJK-Regular.otf") format("opentype");
+  unicode-range: U+2E80-9FFF, U+F900-FAFF, U+FE30-FE4F, U+FF00-FFEF;
+}
 :root {
-  --jp-code-font-family: menlo, consolas, "DejaVu Sans Mono", monospace, "MiniGPT Sans CJK";
-  --jp-content-font-family: system-ui, -apple-system, "Segoe UI", helvetica, arial, sans-serif, "MiniGPT Sans CJK";
-  --jp-ui-font-family: system-ui, -apple-system, "Segoe UI", helvetica, arial, sans-serif, "MiniGPT Sans CJK";
+  --jp-code-font-family: "MiniGPT Sans CJK", menlo, consolas, "DejaVu Sans Mono", monospace;
+  --jp-content-font-family: "MiniGPT Sans CJK", system-ui, -apple-system, "Segoe UI", helvetica, arial, sans-serif;
+  --jp-ui-font-family: "MiniGPT Sans CJK", system-ui, -apple-system, "Segoe UI", helvetica, arial, sans-serif;
 }
 body { margin: 0; font-family: var(--jp-content-font-family); }
 .book-page { max-width: 980px; margin: 0 auto; padding: 0 1em; }
@@ -59,8 +64,29 @@ body { margin: 0; font-family: var(--jp-content-font-family); }
 # many formulas rendered, and whether the CJK font loaded: what tests/test_course_book.py reads back from a browser.
 PROBE = """<script>
 window.addEventListener("load", function () {
-  document.fonts.load('16px "MiniGPT Sans CJK"', "这").then(function (faces) {
-    document.body.dataset.cjkFont = faces.length;
+  // Chinese text is drawn in the shipped font when that font was loaded for the page and the text is as wide
+  // as in that font alone (boxes are not). Measured in a block that holds Chinese; "none" if none does.
+  var cjk = /[\u4e00-\u9fff]/;
+  function first(selector) {
+    var all = Array.from(document.querySelectorAll(selector));
+    return all.find(function (e) { return cjk.test(e.textContent); });
+  }
+  var host = first("pre") || first("p, li");  // monospace text first: its fonts are the likeliest to lack CJK
+  function width(family) {
+    var span = document.createElement("span");
+    span.textContent = "这款手机的性能";
+    if (family) span.style.fontFamily = family;
+    host.appendChild(span);
+    var w = span.getBoundingClientRect().width;
+    span.remove();
+    return w;
+  }
+  document.fonts.ready.then(function () {  // the fonts the page itself asked for; none is loaded on purpose here
+    var loaded = Array.from(document.fonts).some(function (f) {
+      return f.family.replace(/"/g, "") === "MiniGPT Sans CJK" && f.status === "loaded";
+    });
+    var same = host && Math.abs(width("") - width('"MiniGPT Sans CJK"')) < 0.5;
+    document.body.dataset.cjkFont = !host ? "none" : loaded && same ? "used" : "boxes";
   });
   var imgs = Array.prototype.slice.call(document.images);
   document.body.dataset.imagesLoaded = imgs.filter(function (i) { return i.complete && i.naturalWidth > 0; }).length;
