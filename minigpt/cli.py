@@ -28,6 +28,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "plot": ("minigpt.commands.plot:main", "draw a run's train/val loss curves into RUN_DIR/loss.png"),
     "grade": ("minigpt.commands.grade:main", "score a student's exercise notebook or .py (text, json, Gradescope)"),
     "explain": ("minigpt.commands.explain:main", "look inside a run on a prompt: logit lens, attribution, patching"),
+    "assign": ("minigpt.commands.assign:main", "release an exercise from its source: student notebook, --gradescope"),
+    "book": ("minigpt.commands.book:main", "build the course's static site: executed lessons, exercises, README"),
 }
 
 # Commands that run JAX computations get the CPU tuning of minigpt.training.hostmem (before JAX starts); importing
