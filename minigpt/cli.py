@@ -30,9 +30,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "grade": ("minigpt.commands.grade:main", "score a student's exercise notebook or .py (text, json, Gradescope)"),
 }
 
-# Commands that run JAX computations get the CPU tuning of minigpt.training.hostmem (before JAX starts) and the persistent
-# compilation cache of minigpt.training.compilation_cache; importing minigpt applies neither, so a user's own
-# process is left alone.
+# Commands that run JAX computations get the CPU tuning of minigpt.training.hostmem (before JAX starts) and the
+# persistent compilation cache of minigpt.training.compilation_cache; importing minigpt applies neither, so a
+# user's own process is left alone.
 TUNED_COMMANDS = frozenset({"demo", "train", "sample", "verify"})
 
 
