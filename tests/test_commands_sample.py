@@ -81,6 +81,17 @@ def test_defaults_are_temperature_0_8_and_top_k_40():
     assert not args.multiline
 
 
+def test_by_default_as_many_new_tokens_as_fit_in_the_context():
+    """block_size 32: a 3-token prompt gets 29 new tokens (the default 100 would not fit), unless told fewer."""
+    tok, params = LetterTokenizer(string.printable[:64]), _params(0)
+    greedy = ("--prompt", "abc", "--strategy", "greedy")
+    assert _sample("RUN", params, tok, *greedy) == "abc" + tok.decode(_greedy(params, tok.encode("abc"), 29)) + "\n"
+    assert (
+        _sample("RUN", params, tok, *greedy, "--max-new-tokens", "4")
+        == "abc" + tok.decode(_greedy(params, tok.encode("abc"), 4)) + "\n"
+    )
+
+
 @settings(max_examples=8)
 @given(seed=st.integers(0, 2**16))
 def test_default_sampling_draws_only_from_the_40_likeliest_tokens(seed):

@@ -32,6 +32,7 @@ from minigpt.training.runs import load_run, read_config
 # a line; keeping the 40 likeliest (under 1 % of the vocabulary, the share nanoGPT's top-k 200 keeps of GPT-2's
 # 50,257) and sharpening a little gives review-like lines that still vary from seed to seed. The demo samples so.
 DEFAULT_TEMPERATURE, DEFAULT_TOP_K = 0.8, 40
+DEFAULT_MAX_NEW_TOKENS = 100  # capped by the context: block_size − prompt length (baby's block is 64 tokens)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,7 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--step", type=int, default=None, help="checkpoint step to load (default: the latest)")
     p.add_argument("--prompt", required=True, help="text to continue")
     p.add_argument("--strategy", choices=("greedy", "sample", "beam"), default="sample")
-    p.add_argument("--max-new-tokens", type=int, default=100)
+    p.add_argument(
+        "--max-new-tokens",
+        type=int,
+        default=None,
+        help=f"at most this many new tokens (default: {DEFAULT_MAX_NEW_TOKENS}, or as many as fit in the context)",
+    )
     p.add_argument(
         "--temperature", type=float, default=DEFAULT_TEMPERATURE, help="sample: softmax temperature > 0 (default 0.8)"
     )
@@ -99,7 +105,6 @@ def run_sample(
 
     if tokenizer is None:
         raise ValueError(f"run {args.run_dir!r} has no tokenizer, so a text prompt cannot be encoded")
-    common = dict(max_new_tokens=args.max_new_tokens, backend=args.backend, crop_prompt=args.crop_prompt)
     stop_tokens = list(args.stop_token)
     one_line = not args.multiline and one_document_per_line(args.run_dir)
     if one_line:
@@ -107,6 +112,10 @@ def run_sample(
     prompt = args.prompt
     if args.sentiment is not None:  # the model was trained on "<label>review" lines (minigpt.apps.sentiment)
         prompt = control_token(tokenizer, args.sentiment) + prompt
+    max_new_tokens = args.max_new_tokens
+    if max_new_tokens is None:  # as many as fit after the prompt (a too long prompt still gets the clear error)
+        max_new_tokens = max(1, min(DEFAULT_MAX_NEW_TOKENS, cfg.block_size - len(tokenizer.encode(prompt))))
+    common = dict(max_new_tokens=max_new_tokens, backend=args.backend, crop_prompt=args.crop_prompt)
     if args.strategy == "beam":
         hyps = beam_search_text(
             params, tokenizer, prompt, cfg, bans=args.ban, num_beams=args.num_beams, num_return=args.num_return,
