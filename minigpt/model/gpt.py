@@ -159,7 +159,9 @@ def jax_params(params: Params) -> Params:
             "params are float64 but JAX would silently store them as float32; run under "
             "`with jax.enable_x64(True):` (or jax.config.update('jax_enable_x64', True)), or cast params to float32"
         )
-    return jax.tree.map(jnp.asarray, params)
+    # device_put, not jnp.asarray: asarray compiles an identity program ("stage") per array shape, a dozen
+    # compilations before a model's first use; device_put only copies
+    return jax.device_put(params)
 
 
 def from_params(

@@ -21,9 +21,10 @@ def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
 
     Subtracting the max changes nothing mathematically and keeps exp() from overflowing.
     """
-    z = x - np.max(x, axis=axis, keepdims=True)
-    e = np.exp(z)
-    return e / np.sum(e, axis=axis, keepdims=True)
+    e = x - np.max(x, axis=axis, keepdims=True)  # a new array: the steps below reuse it instead of allocating
+    np.exp(e, out=e)
+    e /= np.sum(e, axis=axis, keepdims=True)
+    return e
 
 
 def log_softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -34,22 +35,35 @@ def log_softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
 
 def layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, eps: float = 1e-5) -> np.ndarray:
     """LayerNorm(x) = (x - μ) / √(σ² + ε) · γ + β over the last axis (biased variance)."""
-    mu = np.mean(x, axis=-1, keepdims=True)  # (..., 1)
-    var = np.mean((x - mu) ** 2, axis=-1, keepdims=True)  # (..., 1)
-    y = (x - mu) / np.sqrt(var + eps) * weight
-    return y if bias is None else y + bias
+    xc = x - np.mean(x, axis=-1, keepdims=True)  # x - μ
+    var = np.mean(xc * xc, axis=-1, keepdims=True)  # (..., 1)
+    xc *= 1.0 / np.sqrt(var + eps)  # in place, here and below: one (..., C) buffer, not four
+    xc *= weight
+    if bias is not None:
+        xc += bias
+    return xc
 
 
 def gelu(x: np.ndarray) -> np.ndarray:
     """GPT-2's GELU, tanh form: ½x(1 + tanh(√(2/π)(x + 0.044715x³)))."""
-    # x * x * x, not x**3: NumPy evaluates float32 x**3 with a slow pow(), ~500× slower.
-    return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x * x * x)))
+    # x * x * x, not x**3: NumPy evaluates float32 x**3 with a slow pow(), ~500× slower. The steps run in place in
+    # one buffer u (the (T, 4C) activations are the model's largest after the logits): one allocation, not nine.
+    u = x * x
+    u *= 0.044715 * x  # u = 0.044715x³
+    u += x  # x + 0.044715x³
+    u *= math.sqrt(2.0 / math.pi)
+    np.tanh(u, out=u)
+    u += 1.0  # 1 + tanh(...)
+    u *= 0.5 * x
+    return u
 
 
 def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
     """y = x W + b with W stored (in, out), as in GPT-2's Conv1D."""
     y = x @ weight
-    return y if bias is None else y + bias
+    if bias is not None:
+        y += bias  # in place: y is new
+    return y
 
 
 def causal_mask(T: int, dtype: np.dtype | type = np.float32) -> np.ndarray:
@@ -74,11 +88,12 @@ def scaled_dot_product_attention(
     and the weights A = softmax(...) (..., T_q, T_k) too when ``return_weights``.
     """
     d_k = q.shape[-1]
-    scores = q @ np.swapaxes(k, -1, -2) / math.sqrt(d_k)  # (..., T_q, T_k)
+    scores = q @ np.swapaxes(k, -1, -2)  # (..., T_q, T_k)
+    scores *= 1.0 / math.sqrt(d_k)  # in place, as the mask below: the (T_q, T_k) scores are large at long T
     if mask is not None and np.asarray(mask).dtype == np.bool_:
         scores = np.where(mask, scores, -np.inf)  # adding a boolean would add 1 where allowed, 0 where not
     elif mask is not None:
-        scores = scores + mask.astype(scores.dtype)
+        scores += mask  # broadcast over the leading axes, cast to the scores' dtype (0 and -∞ are exact)
     weights = softmax(scores, axis=-1)  # (..., T_q, T_k)
     out = weights @ v  # (..., T_q, d_v)
     return (out, weights) if return_weights else out
