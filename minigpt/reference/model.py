@@ -110,12 +110,13 @@ def attention_weights(params: Params, idx: np.ndarray, cfg: GPTConfig) -> np.nda
 
 
 def cross_entropy(logits: np.ndarray, targets: np.ndarray, ignore_index: int = -1) -> np.ndarray:
-    """Mean over kept positions of −log softmax(logits)[target]; targets == ignore_index are skipped."""
+    """L = Σ_kept −log softmax(logits)[target] / max(N, 1): the mean over the N kept positions (targets ≠
+    ignore_index), and 0 when none is kept (an SFT batch of prompts only), never 0/0 = NaN."""
     logp = log_softmax(logits, axis=-1)  # (B, T, V)
     keep = targets != ignore_index  # (B, T)
     safe = np.where(keep, targets, 0)
     nll = -np.take_along_axis(logp, safe[..., None], axis=-1)[..., 0]  # (B, T)
-    return np.sum(nll * keep) / np.sum(keep).astype(logits.dtype)
+    return np.sum(nll * keep) / np.maximum(np.sum(keep), 1).astype(logits.dtype)
 
 
 def loss(params: Params, idx: np.ndarray, targets: np.ndarray, cfg: GPTConfig, ignore_index: int = -1) -> np.ndarray:
