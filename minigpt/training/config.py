@@ -54,7 +54,7 @@ class TrainConfig:
     fast: bool = described(
         "the fast kernels (minigpt.model.kernels): the same numbers as the plain model, less memory and time", True
     )
-    progress: bool = described("show a tqdm progress bar on stderr", True)
+    progress: bool = described("progress on stderr: a tqdm bar on a terminal, a line every 5 s in a file or log", True)
     mesh: str = described("device mesh, e.g. 'data=4,fsdp=2' (minigpt.training.distributed); '': one device", "")
     init_from: str | None = described(
         "start from the weights of a run dir or Hugging Face dir (fresh optimizer, schedule, step 0)", None

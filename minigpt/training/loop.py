@@ -134,6 +134,10 @@ def train(
                 if status == "done":
                     save()
                     val = run_eval()
+        except OSError as e:
+            if not checkpoint.disk_full(e):
+                raise
+            raise runs.RunNotWritable(_disk_full_message(state.step, run_dir, ckpt_dir)) from None
         finally:
             progress.close()
             metrics.close()
@@ -258,6 +262,19 @@ def _nan_message(step: int, loss: float, grad_norm: float, ckpt_dir: Path) -> st
     )
 
 
+def _disk_full_message(step: int, run_dir: Path, ckpt_dir: Path) -> str:
+    last = checkpoint.latest_step(ckpt_dir)  # the failed save left nothing behind (``checkpoint.save``)
+    if last is None:
+        kept, then = "no checkpoint had been saved", "then start again"
+    else:
+        kept = f"the last good checkpoint is step {last} ({ckpt_dir / str(last)})"
+        then = f"then continue with: minigpt train --resume --out {run_dir}"
+    return (
+        f"the disk holding {run_dir} is full (no space left on device): training stopped at step {step} and {kept}. "
+        f"Free some space (or lower --keep_checkpoints), {then}"
+    )
+
+
 def _summary(
     status: str, step: int, loss: float, val: float, wall: float, run_dir: Path, log: Callable[[str], None]
 ) -> dict[str, Any]:
@@ -274,6 +291,6 @@ def _summary(
     }
     try:
         summary["plot"] = str(plot_run(run_dir))
-    except (ValueError, FileNotFoundError) as e:  # no points to plot yet
+    except (ValueError, OSError) as e:  # no points to plot yet, or no space left for the image
         log(f"no plot: {e}")
     return summary
