@@ -12,10 +12,10 @@ import jax
 import numpy as np
 import optax
 import pytest
-from minigpt.commands.train import main as train_main
 
 from minigpt import GPTConfig
 from minigpt import reference as ref
+from minigpt.commands.train import main as train_main
 from minigpt.data.replies import prepare
 from minigpt.params import flatten_params
 from minigpt.tokenizers import load_tokenizer
