@@ -26,14 +26,18 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "minigpt.commands.prepare_sentiment:main",
         "copy a prepared review dir with <pos>/<neg> line prefixes",
     ),
+    "chat": ("minigpt.commands.chat:main", "talk to an instruction-tuned run: multi-turn REPL or --once TEXT"),
     "plot": ("minigpt.commands.plot:main", "draw a run's train/val loss curves into RUN_DIR/loss.png"),
     "grade": ("minigpt.commands.grade:main", "score a student's exercise notebook or .py (text, json, Gradescope)"),
+    "explain": ("minigpt.commands.explain:main", "look inside a run on a prompt: logit lens, attribution, patching"),
+    "assign": ("minigpt.commands.assign:main", "release an exercise from its source: student notebook, --gradescope"),
+    "book": ("minigpt.commands.book:main", "build the course's static site: executed lessons, exercises, README"),
 }
 
 # Commands that run JAX computations get the CPU tuning of minigpt.training.hostmem (before JAX starts) and the
 # persistent compilation cache of minigpt.training.compilation_cache; importing minigpt applies neither, so a
 # user's own process is left alone.
-TUNED_COMMANDS = frozenset({"demo", "train", "sample", "verify"})
+TUNED_COMMANDS = frozenset({"demo", "train", "sample", "verify", "chat"})
 
 
 CACHE_HELP = (

@@ -8,9 +8,11 @@ float32 computation into a float64 one on NumPy 2.
 from __future__ import annotations
 
 import math
+from collections.abc import MutableMapping
 
 import numpy as np
 
+from minigpt.reference.hooks import see
 from minigpt.reference.llama import repeat_kv, rms_norm, rope, swiglu
 
 
@@ -80,14 +82,17 @@ def scaled_dot_product_attention(
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Attention(Q, K, V) = softmax(QKᵀ/√d_k + M) V.
 
-    q: (..., T_q, d_k), k: (..., T_k, d_k), v: (..., T_k, d_v); mask: additive, broadcastable
-    to (..., T_q, T_k), with -∞ at the pairs that must not attend. Returns (..., T_q, d_v),
+    q: (..., T_q, d_k), k: (..., T_k, d_k), v: (..., T_k, d_v); mask broadcastable to (..., T_q, T_k), either
+    additive M (0 where query i may attend key j, -∞ where not) or boolean B, True where i may attend j (as in
+    ``torch.nn.functional.scaled_dot_product_attention``): M = 0 where B, -∞ where not. Returns (..., T_q, d_v),
     and the weights A = softmax(...) (..., T_q, T_k) too when ``return_weights``.
     """
     d_k = q.shape[-1]
     scores = q @ np.swapaxes(k, -1, -2)  # (..., T_q, T_k)
     scores *= 1.0 / math.sqrt(d_k)  # in place, as the mask below: the (T_q, T_k) scores are large at long T
-    if mask is not None:
+    if mask is not None and np.asarray(mask).dtype == np.bool_:
+        scores = np.where(mask, scores, -np.inf)  # adding a boolean would add 1 where allowed, 0 where not
+    elif mask is not None:
         scores += mask  # broadcast over the leading axes, cast to the scores' dtype (0 and -∞ are exact)
     weights = softmax(scores, axis=-1)  # (..., T_q, T_k)
     out = weights @ v  # (..., T_q, d_v)
@@ -139,6 +144,7 @@ def multi_head_attention(
     positions: np.ndarray | None = None,
     rope_theta: float = 10000.0,
     return_weights: bool = False,
+    capture: MutableMapping | None = None,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Causal MultiHead(x) = Concat(head_1, …, head_H) Wᴼ, head_i = Attention(x W_i^Q, x W_i^K, x W_i^V).
 
@@ -147,25 +153,32 @@ def multi_head_attention(
     x: (B, T, C) → (B, T, C); weights (B, H, T, T) too when ``return_weights``.
     Llama's options (``project_qkv``): ``n_kv_head`` < n_head shares each key/value head among
     n_head / n_kv_head query heads (``repeat_kv``); ``positions`` rotates q and k (RoPE).
+    ``capture`` (``minigpt.reference.hooks``): q (after RoPE), k, v (before sharing), weights, z (each head's
+    output, (B, H, T, d_k)) and out (B, T, C).
     """
     T = x.shape[-2]
     q, k, v = project_qkv(x, attn, n_head, n_kv_head, positions, rope_theta)  # (B, H, T, d_k), 2 × (B, H_kv, T, d_k)
+    q, k, v = see(capture, "q", q), see(capture, "k", k), see(capture, "v", v)
     n_rep = n_head // k.shape[1]
     k, v = repeat_kv(k, n_rep), repeat_kv(v, n_rep)  # (B, H, T, d_k)
     out, weights = scaled_dot_product_attention(q, k, v, causal_mask(T, x.dtype), return_weights=True)
+    see(capture, "weights", weights)  # recorded only: out is already computed from them
+    out = see(capture, "z", out)  # (B, H, T, d_k)
     y = linear(merge_heads(out), attn["c_proj"]["weight"], attn["c_proj"].get("bias"))  # (B, T, C)
+    y = see(capture, "out", y)
     return (y, weights) if return_weights else y
 
 
-def mlp(x: np.ndarray, mlp_params: dict) -> np.ndarray:
+def mlp(x: np.ndarray, mlp_params: dict, *, capture: MutableMapping | None = None) -> np.ndarray:
     """MLP(x) = GELU(x W_fc + b_fc) W_proj + b_proj, widening C → 4C → C; with a gate ``c_gate`` (Llama)
-    SwiGLU instead: (SiLU(x W_gate) ⊙ x W_fc) W_proj, C → F → C."""
+    SwiGLU instead: (SiLU(x W_gate) ⊙ x W_fc) W_proj, C → F → C. ``capture``: act (B, T, F) and out (B, T, C)."""
     h = linear(x, mlp_params["c_fc"]["weight"], mlp_params["c_fc"].get("bias"))  # (B, T, F)
     if "c_gate" in mlp_params:
         h = swiglu(linear(x, mlp_params["c_gate"]["weight"], mlp_params["c_gate"].get("bias")), h)
     else:
         h = gelu(h)
-    return linear(h, mlp_params["c_proj"]["weight"], mlp_params["c_proj"].get("bias"))  # (B, T, C)
+    h = see(capture, "act", h)
+    return see(capture, "out", linear(h, mlp_params["c_proj"]["weight"], mlp_params["c_proj"].get("bias")))
 
 
 def norm(x: np.ndarray, p: dict, kind: str = "layernorm", eps: float = 1e-5) -> np.ndarray:
