@@ -2,6 +2,7 @@
 
     attention   who attends to whom, per layer and head, from either implementation, as heat maps
     loss        a run's train and validation loss curves (``minigpt plot``)
+    diagrams    the lessons' teaching diagrams: decoder block, soft lookup, head split, KV cache, LoRA
 
 Nothing here switches matplotlib's global backend or touches pyplot's state.
 """
