@@ -84,6 +84,8 @@ def _draw_block(ax: Any, kind: str) -> None:
         ax.text(stream_x, y0 + 2.2, "⊕", ha="center", va="center", fontsize=TEXT_PT + 8, color="black")
     _box(ax, 0.3, 12.3, 9.4, 1.1, labels["head"], COLORS["head"])
     _box(ax, 0.3, 13.7, 9.4, 1.0, "softmax → P(next token | tokens up to t)", "white")
+    _arrow(ax, (5.0, 1.4), (5.0, 2.0))  # ids → embeddings
+    _arrow(ax, (5.0, 13.4), (5.0, 13.7))  # logits → probabilities
 
 
 def _frame(x: float, y: float, w: float, h: float) -> Any:
