@@ -9,7 +9,7 @@ MFU = 6N+12LCT FLOPs/token · tokens/s ÷ the best peak of a jitted float32 matm
 (re-measured before each preset).
 Decoding: greedy, batch 1, a 16-token prompt, KV cache on both sides (``minigpt.generate`` is one jitted loop;
 the PyTorch baseline is an eager loop). Ratios < 1 mean minigpt is faster / lighter.
-minigpt trains with ``TrainConfig.fast_kernels`` (the default); ``--plain`` also times the plain model code.
+minigpt trains with ``TrainConfig.fast`` (the default); ``--plain`` also times the plain model code.
 Needs the ``bench`` extra (torch). On a shared machine look at the ratios, not the absolute times.
 """
 
@@ -45,7 +45,7 @@ def worker_jax(preset: str, steps: int, fast: bool = True) -> dict:
     from minigpt.training.hostmem import hand_over_gil
 
     cfg, B = GPTConfig.preset(preset, vocab_size=65), BATCH[preset]
-    fns = compiled_steps(cfg, StepSpec.of(TrainConfig(preset=preset, batch_size=B, fast_kernels=fast)))
+    fns = compiled_steps(cfg, StepSpec.of(TrainConfig(preset=preset, batch_size=B, fast=fast)))
     params = jax.tree.map(jax.numpy.asarray, init_params(cfg, seed=0))
     opt_state = fns.tx.init(params)
     rng = np.random.default_rng(0)
@@ -122,7 +122,7 @@ def main() -> None:
     parser.add_argument("--steps", nargs="+", type=int, default=[60, 6], help="timed steps per preset")
     parser.add_argument("--decode-preset", default="small", choices=sorted(BATCH))
     parser.add_argument("--decode-tokens", type=int, default=200)
-    parser.add_argument("--plain", action="store_true", help="also time minigpt with fast_kernels=False")
+    parser.add_argument("--plain", action="store_true", help="also time minigpt with fast=False")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of subprocesses per preset")
     parser.add_argument("--worker", choices=["jax", "jax-plain", "torch"], help=argparse.SUPPRESS)
     args = parser.parse_args()

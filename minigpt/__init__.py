@@ -23,6 +23,7 @@ The package, following the data flow::
 Modules that moved keep their old names (``minigpt.runs``, ``minigpt.hub_llama``, …): see ``moved/``.
 """
 
+import importlib
 import os
 from typing import Any
 
@@ -51,7 +52,5 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        import importlib
-
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'minigpt' has no attribute {name!r}")

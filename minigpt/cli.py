@@ -8,6 +8,8 @@ from __future__ import annotations
 import importlib
 import sys
 
+from minigpt.training.hostmem import configure_cpu
+
 # command → ("module:function", one-line help). Each function takes argv (list[str]) → exit code.
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": (
@@ -45,8 +47,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"minigpt: unknown command {name!r}; choose one of {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
     if name in TUNED_COMMANDS:
-        from minigpt.training.hostmem import configure_cpu
-
         configure_cpu()
     module, func = COMMANDS[name][0].split(":")
     return int(getattr(importlib.import_module(module), func)(rest) or 0)

@@ -8,6 +8,17 @@ from dataclasses import dataclass
 from typing import Any
 
 
+def described(doc: str, default: Any = dataclasses.MISSING) -> Any:
+    """A dataclass field whose one line of documentation is its ``doc`` metadata (``GPTConfig``, ``TrainConfig``):
+    the line ``minigpt train --help`` shows, so that the field and its description are written in one place."""
+    return dataclasses.field(default=default, metadata={"doc": doc})
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """{field name: its ``doc``} of a dataclass whose fields are ``described``."""
+    return {f.name: f.metadata["doc"] for f in dataclasses.fields(cls)}
+
+
 @dataclass(frozen=True)
 class GPTConfig:
     """Shapes of a GPT-2 style decoder-only Transformer.
@@ -18,26 +29,26 @@ class GPTConfig:
     dropout: rate used in training mode; layer_norm_eps: ε in LayerNorm.
 
     The Llama family's options (all default to GPT-2): pos, rope_theta, norm, mlp, mlp_hidden,
-    n_kv_head, tie_embeddings, qkv_bias — each described in ``FIELD_DOCS`` (the one source of the
-    ``minigpt train --help`` lines); ``GPTConfig.preset("llama-baby")``.
+    n_kv_head, tie_embeddings, qkv_bias — each described by its field's ``doc`` (``FIELD_DOCS``, the
+    one source of the ``minigpt train --help`` lines); ``GPTConfig.preset("llama-baby")``.
     """
 
-    vocab_size: int
-    block_size: int
-    n_layer: int
-    n_head: int
-    n_embd: int
-    bias: bool = True
-    dropout: float = 0.0
-    layer_norm_eps: float = 1e-5
-    pos: str = "learned"
-    rope_theta: float = 10000.0
-    norm: str = "layernorm"
-    mlp: str = "gelu"
-    mlp_hidden: int | None = None
-    n_kv_head: int | None = None
-    tie_embeddings: bool = True
-    qkv_bias: bool | None = None
+    vocab_size: int = described("number of token ids V (taken from the data's meta.json; leave it unset)")
+    block_size: int = described("longest context T the model attends over")
+    n_layer: int = described("number of Transformer blocks L")
+    n_head: int = described("attention heads H per block (n_embd must be a multiple of it)")
+    n_embd: int = described("width C of the residual stream; each head has C / H dimensions")
+    bias: bool = described("biases in the Linear and LayerNorm layers", True)
+    dropout: float = described("dropout rate in training, in [0, 1)", 0.0)
+    layer_norm_eps: float = described("epsilon added to the variance in LayerNorm", 1e-5)
+    pos: str = described('"learned": wpe added to wte (GPT-2); "rope": rotary q/k positions, no wpe (Llama)', "learned")
+    rope_theta: float = described("RoPE frequency base θ: pair i turns by position · θ^(−2i/d_k)", 10000.0)
+    norm: str = described('"layernorm" (x − μ)/σ·γ + β, or "rmsnorm" x/rms(x)·γ (ε is layer_norm_eps)', "layernorm")
+    mlp: str = described('"gelu": GELU(x W_fc) W_proj; "swiglu": (SiLU(x W_gate) ⊙ x W_fc) W_proj', "gelu")
+    mlp_hidden: int | None = described("the MLP's hidden width F; None means 4·n_embd", None)
+    n_kv_head: int | None = described("key/value heads H_kv (grouped-query attention); None means n_head", None)
+    tie_embeddings: bool = described("lm head = wteᵀ; False stores its own lm_head.weight (C, V)", True)
+    qkv_bias: bool | None = described("a bias on c_attn alone (Qwen2: True with bias=False); None follows bias", None)
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
@@ -160,25 +171,8 @@ def field_names() -> list[str]:
     return [f.name for f in dataclasses.fields(GPTConfig)]
 
 
-# One line per field: the single source of ``minigpt train --help`` for the model's options.
-FIELD_DOCS: dict[str, str] = {
-    "vocab_size": "number of token ids V (taken from the data's meta.json; leave it unset)",
-    "block_size": "longest context T the model attends over",
-    "n_layer": "number of Transformer blocks L",
-    "n_head": "attention heads H per block (n_embd must be a multiple of it)",
-    "n_embd": "width C of the residual stream; each head has C / H dimensions",
-    "bias": "biases in the Linear and LayerNorm layers",
-    "dropout": "dropout rate in training, in [0, 1)",
-    "layer_norm_eps": "epsilon added to the variance in LayerNorm",
-    "pos": '"learned": wpe added to wte (GPT-2); "rope": rotary q/k positions, no wpe (Llama)',
-    "rope_theta": "RoPE frequency base θ: pair i turns by position · θ^(−2i/d_k)",
-    "norm": '"layernorm" (x − μ)/σ·γ + β, or "rmsnorm" x/rms(x)·γ (ε is layer_norm_eps)',
-    "mlp": '"gelu": GELU(x W_fc) W_proj; "swiglu": (SiLU(x W_gate) ⊙ x W_fc) W_proj',
-    "mlp_hidden": "the MLP's hidden width F; None means 4·n_embd",
-    "n_kv_head": "key/value heads H_kv (grouped-query attention); None means n_head",
-    "tie_embeddings": "lm head = wteᵀ; False stores its own lm_head.weight (C, V)",
-    "qkv_bias": "a bias on c_attn alone (Qwen2: True with bias=False); None follows bias",
-}
+# One line per field, from each field's ``doc``: the source of ``minigpt train --help`` for the model's options.
+FIELD_DOCS: dict[str, str] = field_docs(GPTConfig)
 
 
 PRESETS: dict[str, GPTConfig] = {

@@ -16,7 +16,7 @@ from minigpt.config import GPTConfig
 
 def _is_traced(x: Any) -> bool:
     try:
-        import jax
+        import jax  # JAX: only for JAX arrays; the NumPy reference shares these checks
 
         return isinstance(x, jax.core.Tracer)
     except ImportError:  # pragma: no cover - the reference works without JAX

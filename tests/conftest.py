@@ -55,7 +55,7 @@ def _keep_freed_memory_for_tests() -> None:
     Why: without them each XLA:CPU execution page-faults its temporaries in afresh and the kernel zeroes them; a
     150-step training run of a 2-layer model spent 12 s of system time in that, against 2 s with them (22 s wall
     instead of 28). glibc reads ``GLIBC_TUNABLES`` at process start, so the environment is the only way to reach
-    the xdist workers before their first allocation. tests/test_hostmem.py starts its untuned probe without it.
+    the xdist workers before their first allocation. tests/test_training_hostmem.py starts its untuned probe without it.
     """
     os.environ.setdefault("GLIBC_TUNABLES", glibc_tunables())
 

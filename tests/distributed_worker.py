@@ -1,4 +1,4 @@
-"""Worker for tests/test_distributed.py, run in a subprocess with several (fake) CPU devices.
+"""Worker for tests/test_training_distributed.py, run in a subprocess with several (fake) CPU devices.
 
     python tests/distributed_worker.py meshes OUT_DIR       20 steps on one device and on meshes of 8 devices
     python tests/distributed_worker.py multi OUT_DIR PORT I  process I of 2 (jax.distributed on 127.0.0.1:PORT)

@@ -549,3 +549,47 @@ def test_bans_are_exact_under_minigpt_byte_level_bpe():
     assert any(len(p) == 1 and p[0] >= 0x80 for p in pieces)  # single bytes of a 3-byte character exist
     char = CharTokenizer.from_texts(texts)
     assert b"".join(token_bytes(char, char.vocab_size)[i] for i in char.encode("差评")) == "差评".encode()
+
+
+def test_one_name_per_concept_and_the_old_names_still_work():
+    """bans= at every level (phrases or BannedPhrases) and stop_tokens= for beam search too; the old keywords
+    ban= and eos_token= give the same answers, and naming banned phrases twice is refused."""
+    tok = PieceTokenizer(PIECES)
+    params = _script_model(2)
+    kw = dict(max_new_tokens=len(SCRIPT_TEXT), temperature=0)
+    new = generate_text(params, tok, "ab", BAN_CFG, bans=["差评"], **kw)
+    assert "差评" not in new
+    assert new == generate_text(params, tok, "ab", BAN_CFG, ban=["差评"], **kw)
+    built = BannedPhrases.from_tokenizer(["差评"], tok, BAN_CFG.vocab_size)
+    assert new == generate_text(params, tok, "ab", BAN_CFG, bans=built, **kw)
+    with pytest.raises(ValueError, match="bans=.*old name"):
+        generate_text(params, tok, "ab", BAN_CFG, bans=["差评"], ban=["差评"], **kw)
+    beam_params, prompt = noisy_params(BEAM_CFG, seed=2, scale=0.8), [0, 1]
+    beams = dict(num_beams=3, max_new_tokens=4, num_return=3)
+    a = beam_search(beam_params, prompt, BEAM_CFG, stop_tokens=[2], **beams)
+    b = beam_search(beam_params, prompt, BEAM_CFG, eos_token=2, **beams)
+    assert [h.tokens for h in a] == [h.tokens for h in b]
+    assert any(h.tokens[-1] == 2 for h in a)  # the stop token really ended a hypothesis
+    with pytest.raises(ValueError, match="stop token 7 is out of range"):
+        beam_search(beam_params, prompt, BEAM_CFG, stop_tokens=[7], **beams)
+
+
+def test_sampling_is_one_value_and_its_keywords_still_work(x64):
+    """Sampling(...) and the older keywords pick the same tokens, on both backends; mixing them or misspelling
+    one is refused, and a bad value is named."""
+    from minigpt.generate import Sampling
+
+    params, prompt = noisy_params(BEAM_CFG, seed=3, scale=0.8), [[0, 1], [2]]
+    for backend in ("numpy", "jax"):
+        kw = dict(max_new_tokens=5, backend=backend)
+        a = generate(params, prompt, BEAM_CFG, sampling=Sampling(temperature=0.7, top_k=2, seed=4), **kw)
+        b = generate(params, prompt, BEAM_CFG, temperature=0.7, top_k=2, seed=4, **kw)
+        assert a == b
+        greedy = generate(params, prompt, BEAM_CFG, sampling=Sampling(temperature=0), **kw)
+        assert greedy == generate(params, prompt, BEAM_CFG, temperature=0, **kw)
+    with pytest.raises(ValueError, match="once"):
+        generate(params, prompt, BEAM_CFG, max_new_tokens=2, sampling=Sampling(), temperature=0)
+    with pytest.raises(TypeError, match="'temprature'"):
+        generate(params, prompt, BEAM_CFG, max_new_tokens=2, temprature=0)
+    with pytest.raises(ValueError, match="top_p must be in"):
+        Sampling(top_p=1.5)

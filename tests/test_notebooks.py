@@ -1,6 +1,6 @@
 """The tutorial notebooks run top to bottom (their asserts are the test), and each lesson's exercise notebook
 is consistent with its solution and its graded assignment; the solutions pass their own self-check cells.
-How blanks and planted mistakes are scored is tests/test_grading.py's business."""
+How blanks and planted mistakes are scored is tests/test_testing_grader.py's business."""
 
 from __future__ import annotations
 

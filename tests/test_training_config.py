@@ -52,10 +52,10 @@ def test_pin_decay_fixes_the_horizon_once(max_steps, decay):
 
 
 def test_resume_may_switch_kernels_and_resumable_fields_but_not_the_mathematics(tmp_path):
-    """fast_kernels changes how the step is computed, not what: a run may resume with it flipped."""
+    """fast changes how the step is computed, not what: a run may resume with it flipped."""
     tcfg = TrainConfig(progress=False, lr_decay_steps=40)
     saved = {"model": CFG.to_dict(), "train": dataclasses.asdict(tcfg)}
-    assert resume_config(saved, CFG, tcfg.replace(fast_kernels=False), tmp_path).fast_kernels is False
+    assert resume_config(saved, CFG, tcfg.replace(fast=False), tmp_path).fast is False
     assert resume_config(saved, CFG, tcfg.replace(max_steps=9000, mesh="data=1"), tmp_path).max_steps == 9000
     assert resume_config(saved, CFG, tcfg.replace(lr_decay_steps=0), tmp_path).lr_decay_steps == 40  # the saved one
     with pytest.raises(ValueError, match="lr: checkpoint has 0.002, requested 0.001"):
@@ -84,3 +84,15 @@ def test_settings_files_flat_or_nested_and_their_errors(tmp_path):
         read_settings(path)
     with pytest.raises(FileNotFoundError, match="not found"):
         read_settings(tmp_path / "none.json")
+
+
+def test_the_old_name_fast_kernels_still_works(tmp_path):
+    """Runs and scripts written before the rename: the attribute, checkpoints, config files."""
+    assert TrainConfig(fast=False).fast_kernels is False
+    assert "fast_kernels" not in dataclasses.asdict(TrainConfig())  # new runs save the new name
+    old = {k: v for k, v in dataclasses.asdict(TrainConfig(lr_decay_steps=40)).items() if k != "fast"}
+    saved = {"model": CFG.to_dict(), "train": {**old, "fast_kernels": True}}  # a checkpoint of an old run
+    assert resume_config(saved, CFG, TrainConfig(lr_decay_steps=40, fast=False), tmp_path).fast is False
+    (tmp_path / "old.json").write_text('{"train": {"fast_kernels": false}, "lr": 0.001}')
+    model, train = read_settings(tmp_path / "old.json")
+    assert train == {"fast": False, "lr": 0.001} and model == {}

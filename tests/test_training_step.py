@@ -133,8 +133,8 @@ def test_remat_plain_kernels_and_bfloat16_match_plain_float32(tmp_path):
 
     p32, l32, n32 = one_step(base)
     pre, lre, nre = one_step(base.replace(remat=True))
-    ppk, lpk, npk = one_step(base.replace(fast_kernels=False))
-    assert base.fast_kernels
+    ppk, lpk, npk = one_step(base.replace(fast=False))
+    assert base.fast
     p16, l16, n16 = one_step(base.replace(compute_dtype="bfloat16"))
     step_size = base.lr / base.warmup_steps
     # remat recomputes the same operations with the same dropout masks: equal up to float rounding

@@ -67,8 +67,8 @@ def _sklearn() -> Any:
             "the TF-IDF baseline needs scikit-learn, which minigpt does not install by default; "
             "pip install 'minigpt[bench]' (or: pip install scikit-learn)"
         ) from None
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
+    from sklearn.feature_extraction.text import TfidfVectorizer  # scikit-learn: an optional dependency
+    from sklearn.linear_model import LogisticRegression  # scikit-learn: as above
 
     return TfidfVectorizer, LogisticRegression
 

@@ -24,15 +24,21 @@ import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import jax
+import jax.numpy as jnp
 import numpy as np
+import optax
 
 from minigpt.adapters import LoraSpec
 from minigpt.apps.baselines import BagOfChars as BagOfChars  # re-exported: the notebooks' C.BagOfChars
 from minigpt.config import GPTConfig
+from minigpt.data.corpus import NEGATIVE, POSITIVE
 from minigpt.model import apply
+from minigpt.model.lora import init_adapters, merge
 from minigpt.params import Params
+from minigpt.reference import hidden_states
 
-CLASSES: tuple[str, ...] = ("neg", "pos")  # class index i is CLASSES[i]
+CLASSES: tuple[str, ...] = (NEGATIVE, POSITIVE)  # class index i is CLASSES[i]: the positive class is 1
 POOLINGS: tuple[str, ...] = ("mean", "last")
 
 
@@ -104,7 +110,6 @@ def head_logits_numpy(
     gpt: Params, head: Params, x: np.ndarray, mask: np.ndarray, cfg: GPTConfig, pooling: str = "mean"
 ) -> np.ndarray:
     """The classifier's logits (N, 2) from the NumPy reference trunk (``minigpt.reference.hidden_states``)."""
-    from minigpt.reference import hidden_states
 
     h = hidden_states(gpt, np.asarray(x), cfg)  # (N, T, C)
     return pool(h, np.asarray(mask, h.dtype), pooling) @ head["weight"] + head["bias"]
@@ -113,13 +118,12 @@ def head_logits_numpy(
 # -- JAX -----------------------------------------------------------------------------------------
 def _logits(clf: Params, x: Any, mask: Any, cfg: GPTConfig, pooling: str, key: Any = None) -> Any:
     train = key is not None  # dropout on (at cfg.dropout) when a key is given
-    h = apply(clf["gpt"], x, cfg, train=train, key=key, output="hidden")  # (B, T, C)
+    h = apply(clf["gpt"], x, cfg, train=train, key=key, fast=True, output="hidden")  # (B, T, C)
     return pool(h, mask, pooling) @ clf["head"]["weight"] + clf["head"]["bias"]  # (B, 2)
 
 
 @functools.lru_cache(maxsize=8)
 def _logits_fn(cfg: GPTConfig, pooling: str):
-    import jax
 
     return jax.jit(functools.partial(_logits, cfg=cfg, pooling=pooling))
 
@@ -156,8 +160,6 @@ def predict_proba(clf: Params, cfg: GPTConfig, tokenizer: Any, texts: list[str],
 
 def smoothed_cross_entropy(logits: Any, y: Any, smoothing: float = 0.0) -> Any:
     """Mean over the batch of −Σ_k q_k log softmax(logits)_k with q = (1 − ε)·onehot(y) + ε/K; ε = 0: plain CE."""
-    import jax
-    import jax.numpy as jnp
 
     logp = jax.nn.log_softmax(logits, axis=-1)  # (B, K)
     q = (1.0 - smoothing) * jax.nn.one_hot(y, logits.shape[-1]) + smoothing / logits.shape[-1]
@@ -219,11 +221,6 @@ def fine_tune(
     ``lr`` / ``head_lr`` instead of the trunk; the base weights are an input of the step that is never
     differentiated, and the returned ``clf["gpt"]`` has the adapters merged in (``minigpt.model.lora.merge``).
     """
-    import jax
-    import jax.numpy as jnp
-    import optax
-
-    from minigpt.model.lora import init_adapters, merge
 
     check_pooling(pooling)
     if len(x) != len(y) or len(x) != len(mask):
@@ -256,7 +253,7 @@ def fine_tune(
             tree = {**tree, trunk: jax.lax.stop_gradient(tree[trunk])}
         h_params = base if lora is not None else tree["gpt"]
         kw = {"lora": tree["lora"], "lora_scale": lora.scale} if lora is not None else {}
-        h = apply(h_params, xb, train_cfg, train=True, key=key, output="hidden", **kw)  # (B, T, C)
+        h = apply(h_params, xb, train_cfg, train=True, key=key, fast=True, output="hidden", **kw)  # (B, T, C)
         logits = pool(h, mb, pooling) @ tree["head"]["weight"] + tree["head"]["bias"]  # (B, 2)
         return smoothed_cross_entropy(logits, yb, label_smoothing)
 
@@ -315,7 +312,7 @@ def report(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]:
 
 def plot_confusion(cm: np.ndarray, title: str = "", ax: Any = None) -> Any:
     """A labelled heat map of ``cm`` (rows: true class, columns: predicted); returns the Axes."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # matplotlib: only when a confusion matrix is drawn
 
     cm = np.asarray(cm)
     if ax is None:

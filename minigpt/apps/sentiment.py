@@ -22,10 +22,13 @@ from typing import Any
 import numpy as np
 
 from minigpt.config import GPTConfig
+from minigpt.data import SPLITS, load_lines, load_meta, staged_dir
+from minigpt.data.corpus import LABELS
+from minigpt.generate import process_logits
 from minigpt.params import Params
+from minigpt.tokenizers import load_tokenizer
 
-CONTROL_TOKENS: dict[str, str] = {"pos": "<pos>", "neg": "<neg>"}
-LABELS: tuple[str, ...] = tuple(CONTROL_TOKENS)
+CONTROL_TOKENS: dict[str, str] = {label: f"<{label}>" for label in LABELS}
 
 
 def control_token(tokenizer: Any, label: str) -> str:
@@ -52,8 +55,6 @@ def prepare_sentiment(source: str | os.PathLike, out: str | os.PathLike) -> dict
     The tokenizer is ``source``'s plus ``<pos>``, ``<neg>`` (appended: every other id keeps its value);
     line i of split s is ``[<label_i>] + ids(text_i) + ids("\\n")``. Written under a temporary name, then renamed.
     """
-    from minigpt.data import SPLITS, load_lines, load_meta, staged_dir
-    from minigpt.tokenizers import load_tokenizer
 
     source, out = Path(source), Path(out)
     meta = load_meta(source)
@@ -111,15 +112,15 @@ def conditional_log_likelihood(
 @functools.lru_cache(maxsize=8)
 def _score_fn(cfg: GPTConfig):
     """jit(params, x (B, T), n (B,)) → Σ_{t=1}^{n-1} log P(x_t | x_<t), (B,)."""
-    import jax
-    import jax.numpy as jnp
+    import jax  # JAX: minigpt prepare-sentiment runs without it
+    import jax.numpy as jnp  # JAX: as above
 
-    from minigpt.model import apply, token_nll
+    from minigpt.model import apply, token_nll  # JAX: as above
 
     def score(params, x, n):
         keep = jnp.arange(1, x.shape[1])[None, :] < n[:, None]  # (B, T-1): the row's real next tokens
         targets = jnp.where(keep, x[:, 1:], -1)
-        return -token_nll(apply(params, x, cfg)[:, :-1], targets, ignore_index=-1).sum(axis=1)
+        return -token_nll(apply(params, x, cfg, fast=True)[:, :-1], targets, ignore_index=-1).sum(axis=1)
 
     return jax.jit(score)
 
@@ -155,7 +156,7 @@ def guided_generate(
     """``n`` reviews sampled after ``<label>`` from ``guided_logits`` (then temperature, top-k), each cut at
     its first newline; up to block_size − 1 new tokens. Two rows per review share one KV cache batch: the
     text so far after ``<label>`` and after the other label."""
-    import jax
+    import jax  # JAX: minigpt prepare-sentiment runs without it
 
     if n < 1 or temperature <= 0:
         raise ValueError(f"need n ≥ 1 and temperature > 0, got n={n}, temperature={temperature}")
@@ -172,11 +173,10 @@ def guided_generate(
 
 @functools.lru_cache(maxsize=8)
 def _guided_fn(cfg: GPTConfig, n: int, steps: int, guidance: float, temperature: float, top_k: int | None):
-    import jax
-    import jax.numpy as jnp
+    import jax  # JAX: minigpt prepare-sentiment runs without it
+    import jax.numpy as jnp  # JAX: as above
 
-    from minigpt.generate import process_logits
-    from minigpt.model import KVCache, apply
+    from minigpt.model import KVCache, apply  # JAX: as above
 
     def run(params, first, key):
         cache = KVCache.init(cfg, 2 * n, steps + 1, params["wte"]["weight"].dtype)

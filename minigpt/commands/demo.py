@@ -11,11 +11,13 @@ import argparse
 import time
 from pathlib import Path
 
+from minigpt.commands.train import print_summary
 from minigpt.config import GPTConfig
 from minigpt.data import load_meta, prepare
+from minigpt.generate import beam_search_text, stream_text
 from minigpt.training import runs
 from minigpt.training.checkpoint import latest_step
-from minigpt.training.config import TrainConfig
+from minigpt.training.config import TrainConfig, current_names
 
 PROMPT = "这款手机的性能非常好，"
 
@@ -60,7 +62,6 @@ def prepare_stage(data: str) -> None:
 
 def train_stage(data: str, out: str, preset: str, max_steps: int) -> int:
     """Train (or resume) the run; 0 when it reached ``max_steps``, 1 after a NaN, 130 when interrupted."""
-    from minigpt.commands.train import print_summary
     from minigpt.training.loop import train  # JAX and Orbax: only once training starts
 
     _stage(f"2/3 train the {preset} GPT (character level)")
@@ -72,7 +73,7 @@ def train_stage(data: str, out: str, preset: str, max_steps: int) -> int:
         print(f"resuming {out} from step {done}")
         saved = runs.read_config(out)
         cfg = GPTConfig.from_dict(saved["model"])
-        tcfg = TrainConfig(**{**saved["train"], "max_steps": max_steps})
+        tcfg = TrainConfig(**{**current_names(saved["train"]), "max_steps": max_steps})
     else:
         cfg = GPTConfig.preset(preset, vocab_size=load_meta(data)["vocab_size"])
         tcfg = TrainConfig(data=data, out=out, preset=preset, max_steps=max_steps)
@@ -85,7 +86,6 @@ def train_stage(data: str, out: str, preset: str, max_steps: int) -> int:
 
 
 def continue_stage(out: str, prompt: str, new_tokens: int, ban: str) -> None:
-    from minigpt.generate import beam_search_text, stream_text
 
     _stage(f"3/3 continue {prompt!r}")
     cfg, params, tokenizer = runs.load_run(out)
@@ -103,6 +103,6 @@ def continue_stage(out: str, prompt: str, new_tokens: int, ban: str) -> None:
             print(piece, end="", flush=True)
         print()
     print(f"\n-- beam search, 4 beams, banning {ban!r}:", flush=True)
-    beams = beam_search_text(params, tokenizer, prompt, cfg, ban=[ban], num_beams=4, eos_token=newline, **common)
+    beams = beam_search_text(params, tokenizer, prompt, cfg, bans=[ban], num_beams=4, stop_tokens=[newline], **common)
     for text, score in beams:
         print(f"[{score:.4f}] {prompt}{text}")

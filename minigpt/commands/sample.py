@@ -15,7 +15,9 @@ import argparse
 import sys
 from typing import Any, TextIO
 
+from minigpt.apps.sentiment import control_token
 from minigpt.config import GPTConfig
+from minigpt.generate import beam_search_text, stream_text
 from minigpt.params import Params
 from minigpt.training.runs import load_run
 
@@ -53,7 +55,6 @@ def run_sample(
     cfg: GPTConfig, params: Params, tokenizer: Any, args: argparse.Namespace, out: TextIO | None = None
 ) -> int:
     """Everything after loading the run: decode ``args.prompt`` and print the continuation to ``out``."""
-    from minigpt.generate import beam_search_text, stream_text
 
     out = sys.stdout if out is None else out  # looked up now, so redirected stdout is honoured
 
@@ -62,14 +63,11 @@ def run_sample(
     common = dict(max_new_tokens=args.max_new_tokens, backend=args.backend, crop_prompt=args.crop_prompt)
     prompt = args.prompt
     if args.sentiment is not None:  # the model was trained on "<label>review" lines (minigpt.apps.sentiment)
-        from minigpt.apps.sentiment import control_token
-
         prompt = control_token(tokenizer, args.sentiment) + prompt
     if args.strategy == "beam":
-        eos = args.stop_token[0] if args.stop_token else None
         hyps = beam_search_text(
-            params, tokenizer, prompt, cfg, ban=args.ban, num_beams=args.num_beams, num_return=args.num_return,
-            length_penalty=args.length_penalty, eos_token=eos, **common,
+            params, tokenizer, prompt, cfg, bans=args.ban, num_beams=args.num_beams, num_return=args.num_return,
+            length_penalty=args.length_penalty, stop_tokens=args.stop_token, **common,
         )  # fmt: skip
         for text, score in hyps:
             print(f"[{score:.4f}] {args.prompt}{text}", file=out)
@@ -81,7 +79,7 @@ def run_sample(
             raise ValueError(f"--temperature must be > 0 for --strategy sample, got {args.temperature}; use greedy")
         sampling = dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed)
     pieces = stream_text(
-        params, tokenizer, prompt, cfg, ban=args.ban, repetition_penalty=args.repetition_penalty,
+        params, tokenizer, prompt, cfg, bans=args.ban, repetition_penalty=args.repetition_penalty,
         stop_tokens=args.stop_token, **sampling, **common,
     )  # fmt: skip
     print(args.prompt, end="", file=out, flush=True)

@@ -15,7 +15,8 @@ from pathlib import Path
 from minigpt import data
 from minigpt.config import FIELD_DOCS, GPTConfig
 from minigpt.training import runs
-from minigpt.training.config import TRAIN_DOCS, TrainConfig, read_settings, suggest
+from minigpt.training.config import RENAMED, TRAIN_DOCS, TrainConfig, current_names, read_settings, suggest
+from minigpt.training.init_from import resolve_model
 
 
 def _parse_bool(text: str) -> bool:
@@ -40,7 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     for f in dataclasses.fields(TrainConfig):
         default = getattr(defaults, f.name)
         kind = _parse_bool if f.type in ("bool", bool) else str if default is None else type(default)
-        _add(train_opts, f"train.{f.name}", f.name, kind, f"{TRAIN_DOCS[f.name]} (default {f.default!r})")
+        old = [o for o, new in RENAMED.items() if new == f.name]  # a renamed field keeps its old flags too
+        _add(train_opts, f"train.{f.name}", f.name, kind, f"{TRAIN_DOCS[f.name]} (default {f.default!r})", old)
     model_opts = parser.add_argument_group("model (GPTConfig; defaults from --preset)")
     for f in dataclasses.fields(GPTConfig):
         _add(model_opts, f"model.{f.name}", f.name, _model_kind(f), FIELD_DOCS[f.name])
@@ -56,8 +58,11 @@ def _model_kind(f: dataclasses.Field) -> type:
     return int
 
 
-def _add(group: argparse._ArgumentGroup, dest: str, name: str, kind: type, help_text: str) -> None:
-    flags = [f"--{name}"] + ([f"--{name.replace('_', '-')}"] if "_" in name else [])
+def _add(
+    group: argparse._ArgumentGroup, dest: str, name: str, kind: type, help_text: str, aliases: list[str] = ()
+) -> None:
+    names = (name, *aliases)
+    flags = [f"--{n}" for n in names] + [f"--{n.replace('_', '-')}" for n in names if "_" in n]
     extra = {"nargs": "?", "const": True} if kind is _parse_bool else {}
     group.add_argument(*flags, dest=dest, type=kind, default=None, help=help_text, metavar="X", **extra)
 
@@ -83,11 +88,9 @@ def resolve(argv: list[str]) -> tuple[GPTConfig, TrainConfig, bool]:
             raise FileNotFoundError(f"--resume: {out / runs.CONFIG} not found; pass --out with the run to resume")
         saved = runs.read_config(out)
         cfg = GPTConfig.from_dict({**saved["model"], **model_over})
-        return cfg, TrainConfig(**{**saved["train"], **train_over}), True
+        return cfg, TrainConfig(**{**current_names(saved["train"]), **train_over}), True
     tcfg = TrainConfig(**train_over)
     if tcfg.init_from:
-        from minigpt.training.init_from import resolve_model
-
         return resolve_model(tcfg, model_over), tcfg, False
     vocab = data.load_meta(tcfg.data)["vocab_size"]
     if "vocab_size" in model_over and model_over["vocab_size"] != vocab:

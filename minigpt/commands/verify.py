@@ -29,8 +29,14 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from minigpt import reference as ref
 from minigpt.config import GPTConfig
 from minigpt.params import Params, flatten_params, map_params, unflatten_params
+from minigpt.reference import functional as F
+from minigpt.reference import init_params
+from minigpt.reference import model as M
+from minigpt.reference.functional import log_softmax
+from minigpt.reference.kv_cache import ReferenceKVCache, forward_cached_numpy
 
 # (rtol, atol) per dtype: float32 sums in a different order in XLA; float64 should agree to rounding.
 TOLERANCES = {"float32": (1e-4, 1e-5), "float64": (1e-9, 1e-11)}
@@ -92,11 +98,8 @@ def describe(cfg: GPTConfig) -> str:
 
 def check_components(case: Case) -> Iterable[Row]:
     """softmax, layer_norm, gelu, SDPA, MHA, MLP, block: reference vs JAX on the same random inputs."""
-    import jax
-    import jax.numpy as jnp
-
-    from minigpt.reference import functional as F
-    from minigpt.reference import model as M
+    import jax  # JAX: minigpt verify --help answers without it
+    import jax.numpy as jnp  # JAX: as above
 
     cfg, dt, rng = case.cfg, case.dtype, case.rng
     B, T, C, H = case.idx.shape[0], case.idx.shape[1], cfg.n_embd, cfg.n_head
@@ -121,9 +124,7 @@ def check_components(case: Case) -> Iterable[Row]:
 
 def check_model(case: Case) -> Iterable[Row]:
     """Logits, attention weights and loss of the whole model: reference vs jitted JAX."""
-    from flax import nnx
-
-    from minigpt import reference as ref
+    from flax import nnx  # Flax: as above
 
     logits = nnx.jit(lambda m, i: m(i))(case.model, case.idx)
     yield case.row("logits (jit)", logits, ref.forward(case.params, case.idx, case.cfg))
@@ -138,8 +139,6 @@ def check_model(case: Case) -> Iterable[Row]:
 
 def check_log_likelihood(case: Case) -> Iterable[Row]:
     """The batched, masked loss equals −(1/N) Σ log P(x_{t+1} | x_≤t) with each P from the prefix alone."""
-    from minigpt import reference as ref
-    from minigpt.reference.functional import log_softmax
 
     B, T = case.idx.shape
     total = 0.0
@@ -153,7 +152,7 @@ def check_log_likelihood(case: Case) -> Iterable[Row]:
 
 def _jax_grads(case: Case) -> dict[str, np.ndarray]:
     """jax.grad of the Flax model's loss, flattened to the dotted parameter names."""
-    from flax import nnx
+    from flax import nnx  # Flax: as above
 
     grads = nnx.jit(nnx.grad(lambda m, i, t: m.loss(i, t)))(case.model, case.idx, case.targets)
     return {".".join(map(str, p)): np.asarray(v.get_value()) for p, v in nnx.to_flat_state(grads)}
@@ -164,7 +163,6 @@ def check_grad_finite_differences(case: Case, n_coords: int = 12, eps: float = 1
     ``n_coords`` random coordinates. float64 only: in float32 the differences are mostly rounding noise."""
     if case.dtype != np.float64:
         return
-    from minigpt import reference as ref
 
     flat_g = _jax_grads(case)
     flat = flatten_params(case.params)
@@ -188,7 +186,6 @@ def check_grad_finite_differences(case: Case, n_coords: int = 12, eps: float = 1
 def check_hand_written_grads(case: Case) -> Iterable[Row]:
     """∂L/∂θ by hand (``reference.loss_and_grads``, NumPy) vs ``jax.grad`` of the Flax model, every entry of every
     tensor, in float32 and float64; plus the loss the backward pass returns vs ``reference.loss``."""
-    from minigpt import reference as ref
 
     loss, grads = ref.loss_and_grads(case.params, case.idx, case.targets, case.cfg)
     by_hand = flatten_params(grads)
@@ -207,12 +204,10 @@ def check_hand_written_grads(case: Case) -> Iterable[Row]:
 def check_kv_cache(case: Case) -> Iterable[Row]:
     """Decoding with a KV cache — a prompt prefilled, then one token at a time — gives the logits of the full
     (uncached) reference forward at every position; for the NumPy cache and for the jitted JAX cache."""
-    import jax
-    import jax.numpy as jnp
+    import jax  # JAX: minigpt verify --help answers without it
+    import jax.numpy as jnp  # JAX: as above
 
-    from minigpt import reference as ref
-    from minigpt.model import KVCache, apply
-    from minigpt.reference.kv_cache import ReferenceKVCache, forward_cached_numpy
+    from minigpt.model import KVCache, apply  # JAX: as above
 
     B, T = case.idx.shape
     P = max(1, T // 2)  # prompt length: prefill P tokens at once, then T − P single-token steps
@@ -263,8 +258,7 @@ def random_config(rng: np.random.Generator) -> GPTConfig:
 
 def make_case(cfg: GPTConfig, dtype: type, seed: int) -> Case:
     """Random params (GPT-2 init plus noise, so biases and LayerNorm gains are not 0/1) and tokens."""
-    from minigpt.model import GPT
-    from minigpt.reference import init_params
+    from minigpt.model import GPT  # JAX: as above
 
     rng = np.random.default_rng(seed)
     params = map_params(
@@ -276,7 +270,7 @@ def make_case(cfg: GPTConfig, dtype: type, seed: int) -> Case:
 
 def run(n_configs: int = 3, seed: int = 0, checks: list[Callable[[Case], Iterable[Row]]] | None = None) -> list[Row]:
     """All rows for ``n_configs`` random configs × {float32, float64}."""
-    import jax
+    import jax  # JAX: minigpt verify --help answers without it
 
     if n_configs < 1:
         raise ValueError(f"n_configs must be at least 1, got {n_configs}")
@@ -312,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.configs < 1:
         parser.error(f"--configs must be at least 1, got {args.configs}")
 
-    import jax
+    import jax  # JAX: minigpt verify --help answers without it
 
     rows = run(args.configs, args.seed)
     failed = [r for r in rows if not r.passed]

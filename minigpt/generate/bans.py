@@ -119,7 +119,3 @@ class BannedPhrases:
             if tail.endswith(prefix):
                 banned[ids] = True
         return banned
-
-    def contains_phrase(self, text: str) -> bool:
-        """Whether ``text`` contains any banned phrase (a check for callers and tests)."""
-        return any(phrase in text for phrase in self.phrases)

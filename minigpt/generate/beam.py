@@ -20,18 +20,19 @@ renormalisation: scores stay the model's log-probabilities). One prompt at a tim
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from minigpt.config import GPTConfig
 from minigpt.generate.bans import BannedPhrases
-from minigpt.generate.decode import decoder_for, prepare_prompts, resolve_model
+from minigpt.generate.decode import check_stop, decoder_for, prepare_prompts, resolve_model
 from minigpt.reference.functional import log_softmax
 
 
 class Hypothesis(NamedTuple):
-    tokens: list[int]  # the new tokens (ending with eos_token if it finished that way)
+    tokens: list[int]  # the new tokens (ending with its stop token if it finished that way)
     score: float  # log P / len^α
     logprob: float  # log P(tokens | prompt)
 
@@ -49,22 +50,26 @@ def beam_search(
     num_beams: int,
     max_new_tokens: int,
     length_penalty: float = 1.0,
-    eos_token: int | None = None,
+    stop_tokens: Sequence[int] = (),
     num_return: int = 1,
     bans: BannedPhrases | None = None,
     backend: str | None = None,
     crop_prompt: bool = False,
+    eos_token: int | None = None,
 ) -> list[Hypothesis]:
-    """The ``num_return`` best hypotheses for one prompt (1-D token ids), best first."""
+    """The ``num_return`` best hypotheses for one prompt (1-D token ids), best first.
+
+    A hypothesis finishes at any of ``stop_tokens`` (included in its tokens), as in ``generate``; ``eos_token``
+    is the old name for one such token.
+    """
     params, cfg, backend = resolve_model(model, cfg, backend)
+    stop = check_stop((*stop_tokens, *(() if eos_token is None else (eos_token,))), cfg)
     if isinstance(num_beams, bool) or not isinstance(num_beams, int) or num_beams < 1:
         raise ValueError(f"num_beams must be a positive integer, got {num_beams!r}")
     if isinstance(num_return, bool) or not isinstance(num_return, int) or not 1 <= num_return <= num_beams:
         raise ValueError(f"num_return must be an integer in 1..num_beams={num_beams}, got {num_return!r}")
     if not (isinstance(length_penalty, (int, float)) and math.isfinite(length_penalty)):
         raise ValueError(f"length_penalty must be a finite number, got {length_penalty!r}")
-    if eos_token is not None and not 0 <= int(eos_token) < cfg.vocab_size:
-        raise ValueError(f"eos_token {eos_token} is out of range for vocab_size {cfg.vocab_size}")
     if bans is not None and bans.vocab_size != cfg.vocab_size:
         raise ValueError(f"bans were built for vocab_size {bans.vocab_size}, the model has {cfg.vocab_size}")
     tokens, start, rows = prepare_prompts(np.asarray(prompt).reshape(-1), cfg, max_new_tokens, crop_prompt=crop_prompt)
@@ -93,7 +98,7 @@ def beam_search(
             s = float(cand[beam, tok])
             if s == -np.inf:
                 break
-            if eos_token is not None and tok == eos_token:
+            if tok in stop:
                 finished.append(Hypothesis(seqs[beam] + [tok], length_normalised(s, n, alpha), s))
             elif len(keep) < K:
                 keep.append((beam, tok, s))

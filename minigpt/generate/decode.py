@@ -31,12 +31,13 @@ import numpy as np
 
 from minigpt.config import GPTConfig
 from minigpt.generate.bans import BannedPhrases
-from minigpt.generate.processors import check_sampling, process_logits, sample_numpy
+from minigpt.generate.processors import process_logits, sample_numpy
+from minigpt.generate.sampling import Sampling, sampling_from
 from minigpt.params import Params, validate_params
 from minigpt.reference.kv_cache import ReferenceKVCache, forward_cached_numpy
 from minigpt.validation import check_id_range
 
-Sampling = tuple  # (temperature, top_k, top_p, repetition_penalty): hashable, a static jit argument
+Processing = tuple[float, int | None, float, float]  # Sampling.processing: (τ, top_k, top_p, penalty)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -169,7 +170,7 @@ class ReferenceDecoder:
         self.tokens, self.start = self.tokens[rows], self.start[rows]
         self.cache.reorder(rows)
 
-    def pick(self, logits: np.ndarray, seen: np.ndarray, banned: np.ndarray | None, t: int, sampling: Sampling):
+    def pick(self, logits: np.ndarray, seen: np.ndarray, banned: np.ndarray | None, t: int, sampling: Processing):
         temperature, top_k, top_p, penalty = sampling
         z = process_logits(
             logits, seen=seen, banned=banned, temperature=temperature, top_k=top_k, top_p=top_p,
@@ -204,32 +205,29 @@ def stream(
     cfg: GPTConfig | None = None,
     *,
     max_new_tokens: int,
-    temperature: float = 1.0,
-    top_k: int | None = None,
-    top_p: float = 1.0,
-    repetition_penalty: float = 1.0,
+    sampling: Sampling | None = None,
     stop_tokens: Sequence[int] = (),
-    seed: int = 0,
     bans: BannedPhrases | None = None,
     backend: str | None = None,
     use_cache: bool = True,
     crop_prompt: bool = False,
+    **settings: Any,
 ) -> Iterator[np.ndarray]:
     """Yield the new token of every row, step by step: an int array (B,), −1 for rows already stopped.
 
-    ``temperature=0`` is greedy decoding (argmax; top_k/top_p are then irrelevant). ``bans`` masks
-    every token that would complete a banned phrase (``BannedPhrases``). Arguments are checked before
-    the first token is computed, so a bad setting raises ``ValueError`` at the call.
+    ``sampling`` (``Sampling``) says how each token is picked: ``Sampling(temperature=0)`` is greedy decoding.
+    Its fields may be given as keywords instead (``temperature=0.8, top_k=40, seed=1``). ``bans`` masks every
+    token that would complete a banned phrase (``BannedPhrases``). Arguments are checked before the first token
+    is computed, so a bad setting raises ``ValueError`` at the call.
     """
+    sampling = sampling_from(sampling, settings, "stream")
     params, cfg, backend = resolve_model(model, cfg, backend)
-    check_sampling(temperature, top_k, top_p, repetition_penalty)
     tokens, start, rows = prepare_prompts(prompts, cfg, max_new_tokens, crop_prompt=crop_prompt)
     stop = check_stop(stop_tokens, cfg)
     if bans is not None and bans.vocab_size != cfg.vocab_size:
         raise ValueError(f"bans were built for vocab_size {bans.vocab_size}, the model has {cfg.vocab_size}")
-    decoder = decoder_for(backend, params, cfg, use_cache=use_cache, seed=seed)
-    sampling = (float(temperature), top_k, float(top_p), float(repetition_penalty))
-    return _stream(decoder, tokens, start, rows, int(max_new_tokens), stop, bans, sampling)
+    decoder = decoder_for(backend, params, cfg, use_cache=use_cache, seed=sampling.seed)
+    return _stream(decoder, tokens, start, rows, int(max_new_tokens), stop, bans, sampling.processing)
 
 
 def _stream(decoder, tokens, start, rows, max_new_tokens, stop, bans, sampling) -> Iterator[np.ndarray]:
@@ -263,16 +261,13 @@ def generate(
     cfg: GPTConfig | None = None,
     *,
     max_new_tokens: int,
-    temperature: float = 1.0,
-    top_k: int | None = None,
-    top_p: float = 1.0,
-    repetition_penalty: float = 1.0,
+    sampling: Sampling | None = None,
     stop_tokens: Sequence[int] = (),
-    seed: int = 0,
     bans: BannedPhrases | None = None,
     backend: str | None = None,
     use_cache: bool = True,
     crop_prompt: bool = False,
+    **settings: Any,
 ) -> list[list[int]]:
     """New tokens for each prompt (a list per row, ending at its stop token if it produced one).
 
@@ -280,24 +275,19 @@ def generate(
     (NumPy by default); ``backend="jax"|"numpy"`` overrides. See ``stream`` for the arguments.
     On the JAX backend without bans the whole loop is one jitted ``lax.while_loop``.
     """
-    kwargs = dict(
-        max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
-        repetition_penalty=repetition_penalty, stop_tokens=stop_tokens, seed=seed, bans=bans, backend=backend,
-        use_cache=use_cache, crop_prompt=crop_prompt,
-    )  # fmt: skip
+    sampling = sampling_from(sampling, settings, "generate")
     params, cfg, backend = resolve_model(model, cfg, backend)
     if backend == "jax" and bans is None:
         from minigpt.generate.jax_decoder import generate_jax  # JAX: only for the JAX backend
 
-        check_sampling(temperature, top_k, top_p, repetition_penalty)
         tokens, start, _ = prepare_prompts(prompts, cfg, max_new_tokens, crop_prompt=crop_prompt)
         stop = check_stop(stop_tokens, cfg)
-        sampling = (float(temperature), top_k, float(top_p), float(repetition_penalty))
-        out = generate_jax(params, tokens, start, seed, cfg=cfg, max_new_tokens=int(max_new_tokens),
-                           sampling=sampling, stop=stop, use_cache=use_cache)  # fmt: skip
+        out = generate_jax(params, tokens, start, sampling.seed, cfg=cfg, max_new_tokens=int(max_new_tokens),
+                           sampling=sampling.processing, stop=stop, use_cache=use_cache)  # fmt: skip
         steps = np.asarray(out).T  # (max_new_tokens, B)
     else:
-        kwargs["backend"] = backend
-        steps = list(stream(params, prompts, cfg, **kwargs))
+        steps = list(stream(params, prompts, cfg, max_new_tokens=max_new_tokens, sampling=sampling,
+                            stop_tokens=stop_tokens, bans=bans, backend=backend, use_cache=use_cache,
+                            crop_prompt=crop_prompt))  # fmt: skip
     B = len(steps[0])
     return [[int(s[b]) for s in steps if s[b] >= 0] for b in range(B)]

@@ -19,7 +19,7 @@ from minigpt.generate.processors import process_logits
 from minigpt.model import KVCache, apply, jax_params
 from minigpt.params import Params
 
-Sampling = tuple  # (temperature, top_k, top_p, repetition_penalty): hashable, a static jit argument
+Processing = tuple  # Sampling.processing: (temperature, top_k, top_p, repetition_penalty), a static jit argument
 
 
 def _decode(params: Params, tokens: jax.Array, cfg: GPTConfig, cache: KVCache) -> tuple[jax.Array, KVCache]:
@@ -103,7 +103,7 @@ class JaxDecoder:
         else:
             self.buffer = self.buffer[rows]
 
-    def pick(self, logits: np.ndarray, seen: np.ndarray, banned: np.ndarray | None, t: int, sampling: Sampling):
+    def pick(self, logits: np.ndarray, seen: np.ndarray, banned: np.ndarray | None, t: int, sampling: Processing):
         key = jax.random.fold_in(self.key, t)
         return np.asarray(_pick_jax(logits, seen, banned, key, sampling=sampling))
 
@@ -152,7 +152,7 @@ def _generate_jax(params, tokens, start, key, *, cfg, max_new_tokens, sampling, 
 
 def generate_jax(
     params: Params, tokens: np.ndarray, start: np.ndarray, seed: int, *, cfg: GPTConfig, max_new_tokens: int,
-    sampling: Sampling, stop: tuple[int, ...], use_cache: bool,
+    sampling: Processing, stop: tuple[int, ...], use_cache: bool,
 ) -> Any:  # fmt: skip
     """New tokens (B, max_new_tokens), −1 after a row's stop, for the padded prompts ``tokens`` (B, P)."""
     return _generate_jax(

@@ -20,7 +20,7 @@ def _xp(x: Any):
     """The array module of ``x``: NumPy for NumPy arrays, jax.numpy otherwise (tracers, jax.Array)."""
     if isinstance(x, (np.ndarray, np.generic)):
         return np
-    import jax.numpy as jnp
+    import jax.numpy as jnp  # JAX: deferred so that this module imports without it
 
     return jnp
 

@@ -52,11 +52,22 @@ def encode_prompt(tokenizer: Any, prompt: str, vocab_size: int) -> list[int]:
     return ids
 
 
-def _bans(ban: Iterable[str] | BannedPhrases | None, tokenizer: Any, vocab_size: int) -> BannedPhrases | None:
-    if ban is None or isinstance(ban, BannedPhrases):
-        return ban
-    ban = [ban] if isinstance(ban, str) else list(ban)
-    return BannedPhrases.from_tokenizer(ban, tokenizer, vocab_size) if ban else None
+Bans = Iterable[str] | str | BannedPhrases | None  # phrases to ban, or masks already built
+
+
+def banned_phrases(bans: Bans, tokenizer: Any, vocab_size: int, ban: Bans = None) -> BannedPhrases | None:
+    """``bans`` as masks: phrases (a string or strings) are checked against the tokenizer and built.
+
+    ``ban`` is the keyword's old name, still accepted (giving both is an error, not a silent choice).
+    """
+    if ban is not None:
+        if bans is not None:
+            raise ValueError("pass banned phrases once, as bans=...; ban= is its old name")
+        bans = ban
+    if bans is None or isinstance(bans, BannedPhrases):
+        return bans
+    phrases = [bans] if isinstance(bans, str) else list(bans)
+    return BannedPhrases.from_tokenizer(phrases, tokenizer, vocab_size) if phrases else None
 
 
 def stream_text(
@@ -65,18 +76,20 @@ def stream_text(
     prompt: str,
     cfg: GPTConfig | None = None,
     *,
-    ban: Iterable[str] | BannedPhrases | None = None,
+    bans: Bans = None,
+    ban: Bans = None,
     **kwargs: Any,
 ) -> Iterator[str]:
     """Yield the continuation of ``prompt`` as text pieces while it is generated.
 
-    ``ban``: phrases (strings) the continuation must never contain. Other keyword arguments as in
-    ``minigpt.generate.stream`` (max_new_tokens, temperature, top_k, top_p, repetition_penalty,
-    stop_tokens, seed, backend, use_cache, crop_prompt).
+    ``bans``: phrases (strings) the continuation must never contain, or a ``BannedPhrases``. Other keyword
+    arguments as in
+    ``minigpt.generate.stream`` (max_new_tokens, sampling or its keywords, stop_tokens, backend, use_cache,
+    crop_prompt).
     """
     _, cfg, _ = resolve_model(model, cfg, kwargs.get("backend"))
     ids = encode_prompt(tokenizer, prompt, cfg.vocab_size)
-    steps = stream(model, [ids], cfg, bans=_bans(ban, tokenizer, cfg.vocab_size), **kwargs)
+    steps = stream(model, [ids], cfg, bans=banned_phrases(bans, tokenizer, cfg.vocab_size, ban), **kwargs)
 
     def pieces() -> Iterator[str]:
         text = TextStream(tokenizer)
@@ -98,13 +111,14 @@ def generate_text(
     prompt: str,
     cfg: GPTConfig | None = None,
     *,
-    ban: Iterable[str] | BannedPhrases | None = None,
+    bans: Bans = None,
+    ban: Bans = None,
     **kwargs: Any,
 ) -> str:
     """The continuation of ``prompt`` as one string (JAX: one jitted loop when there are no bans)."""
     _, cfg, _ = resolve_model(model, cfg, kwargs.get("backend"))
     ids = encode_prompt(tokenizer, prompt, cfg.vocab_size)
-    out = generate(model, [ids], cfg, bans=_bans(ban, tokenizer, cfg.vocab_size), **kwargs)
+    out = generate(model, [ids], cfg, bans=banned_phrases(bans, tokenizer, cfg.vocab_size, ban), **kwargs)
     return tokenizer.decode(out[0])
 
 
@@ -114,11 +128,12 @@ def beam_search_text(
     prompt: str,
     cfg: GPTConfig | None = None,
     *,
-    ban: Iterable[str] | BannedPhrases | None = None,
+    bans: Bans = None,
+    ban: Bans = None,
     **kwargs: Any,
 ) -> list[tuple[str, float]]:
     """(continuation text, score) of the best beams, best first; kwargs as in ``beam_search``."""
     _, cfg, _ = resolve_model(model, cfg, kwargs.get("backend"))
     ids = encode_prompt(tokenizer, prompt, cfg.vocab_size)
-    hyps = beam_search(model, ids, cfg, bans=_bans(ban, tokenizer, cfg.vocab_size), **kwargs)
+    hyps = beam_search(model, ids, cfg, bans=banned_phrases(bans, tokenizer, cfg.vocab_size, ban), **kwargs)
     return [(tokenizer.decode(h.tokens), h.score) for h in hyps]

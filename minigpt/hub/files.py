@@ -40,7 +40,7 @@ CONVERT_HINT = (
 
 def read_safetensors(file: Path, skip: Callable[[str], bool] = lambda name: False) -> dict[str, np.ndarray]:
     """Every tensor of one safetensors file whose name ``skip`` does not reject."""
-    from safetensors import SafetensorError, safe_open
+    from safetensors import SafetensorError, safe_open  # safetensors: only when tensors are read
 
     try:
         with safe_open(str(file), framework="np") as f:

@@ -248,7 +248,7 @@ def apply(
     *,
     train: bool = False,
     key: jax.Array | None = None,
-    fast: bool = True,
+    fast: bool = False,
     remat: bool = False,
     dtype: Any = None,
     cache: KVCache | None = None,

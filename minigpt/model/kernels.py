@@ -1,7 +1,7 @@
 """Fast paths for training: the same functions as ``minigpt.model``, with hand-written backward passes.
 
 ``GPT(cfg, fast=True)`` (and ``TrainConfig.fast_kernels``, on by default) swaps three pieces of the plain
-model for these. Each computes the same numbers as the plain code (``tests/test_kernels.py`` checks values
+model for these. Each computes the same numbers as the plain code (``tests/test_model_kernels.py`` checks values
 and gradients against it); what changes is what is kept for the backward pass and how much work it does:
 
 - ``causal_attention``: the plain version materialises the (B, H, T, T) weights twice (scores and

@@ -31,13 +31,16 @@ def attention(
 ):
     """Scaled dot-product attention: softmax(Q Kᵀ / √d_k + M) V.
 
-    q: (..., T_q, d_k), k: (..., T_k, d_k), v: (..., T_k, d_v). M is additive and broadcastable to
-    (..., T_q, T_k): 0 where query i may attend key j, −∞ where not (``causal_mask``). The twin of
+    q: (..., T_q, d_k), k: (..., T_k, d_k), v: (..., T_k, d_v). The mask, broadcastable to (..., T_q, T_k),
+    is additive M: 0 where query i may attend key j, −∞ where not (``causal_mask``); or boolean B, True where i
+    may attend j (torch's convention): M = 0 where B, −∞ where not. The twin of
     ``minigpt.reference.scaled_dot_product_attention``. ``dropout`` (training only) drops weights before
     they meet V; ``return_weights`` also returns the weights (..., T_q, T_k).
     """
     scores = q @ k.swapaxes(-1, -2) / math.sqrt(q.shape[-1])  # (..., T_q, T_k)
-    if mask is not None:
+    if mask is not None and mask.dtype == jnp.bool_:  # the dtype is static: the model's additive masks trace as before
+        scores = jnp.where(mask, scores, -jnp.inf)
+    elif mask is not None:
         scores = scores + mask.astype(scores.dtype)
     weights = jax.nn.softmax(scores, axis=-1)  # (..., T_q, T_k)
     out = (weights if dropout is None else dropout(weights)) @ v  # (..., T_q, d_v)

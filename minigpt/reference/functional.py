@@ -66,13 +66,16 @@ def scaled_dot_product_attention(
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Attention(Q, K, V) = softmax(QKᵀ/√d_k + M) V.
 
-    q: (..., T_q, d_k), k: (..., T_k, d_k), v: (..., T_k, d_v); mask: additive, broadcastable
-    to (..., T_q, T_k), with -∞ at the pairs that must not attend. Returns (..., T_q, d_v),
+    q: (..., T_q, d_k), k: (..., T_k, d_k), v: (..., T_k, d_v); mask broadcastable to (..., T_q, T_k), either
+    additive M (0 where query i may attend key j, -∞ where not) or boolean B, True where i may attend j (as in
+    ``torch.nn.functional.scaled_dot_product_attention``): M = 0 where B, -∞ where not. Returns (..., T_q, d_v),
     and the weights A = softmax(...) (..., T_q, T_k) too when ``return_weights``.
     """
     d_k = q.shape[-1]
     scores = q @ np.swapaxes(k, -1, -2) / math.sqrt(d_k)  # (..., T_q, T_k)
-    if mask is not None:
+    if mask is not None and np.asarray(mask).dtype == np.bool_:
+        scores = np.where(mask, scores, -np.inf)  # adding a boolean would add 1 where allowed, 0 where not
+    elif mask is not None:
         scores = scores + mask.astype(scores.dtype)
     weights = softmax(scores, axis=-1)  # (..., T_q, T_k)
     out = weights @ v  # (..., T_q, d_v)

@@ -13,6 +13,10 @@ Orbax writes a checkpoint into a temporary directory and renames it when complet
 process killed while saving (even with SIGKILL) leaves the previous checkpoint as the latest
 loadable one. ``keep`` bounds how many checkpoints stay on disk (oldest deleted first).
 
+A disk that fills during a save is reported as ``OSError(ENOSPC)`` naming the step, with the unfinished temporary
+directory removed (Orbax reports TensorStore's failed writes as a ``ValueError`` with a page of context, and its
+unawaited write tasks log their tracebacks when collected); the checkpoints saved before stay as they were.
+
 Damage after the fact is caught on restore: a truncated or missing file fails to read, and a flipped bit is
 caught by the checksums — Orbax/TensorStore load a bit flip in the array data without complaint (tried with
 orbax-checkpoint 0.12: one changed float came back). ``restore`` then falls back to the newest checkpoint that
@@ -22,10 +26,12 @@ restores and says so.
 from __future__ import annotations
 
 import contextlib
+import errno
 import gc
 import hashlib
 import json
 import logging
+import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -35,6 +41,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
+from jax.experimental import multihost_utils
 
 from minigpt.adapters import LoraSpec, adapter_shapes, spec_from_train
 from minigpt.config import GPTConfig
@@ -48,7 +55,10 @@ class CheckpointError(ValueError):
 def manager(directory: str | Path, keep: int | None = None, *, read_only: bool = False) -> ocp.CheckpointManager:
     """A synchronous ``CheckpointManager`` over ``directory`` keeping the last ``keep`` checkpoints."""
     # Orbax's read_only option logs warnings on every use; a manager that never saves is read-only in effect.
-    options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=not read_only, enable_async_checkpointing=False)
+    # A writer removes the temporary directories of saves that failed (a full disk) before it saves again.
+    options = ocp.CheckpointManagerOptions(
+        max_to_keep=keep, create=not read_only, enable_async_checkpointing=False, cleanup_tmp_directories=not read_only
+    )
     return ocp.CheckpointManager(Path(directory).absolute(), options=options)
 
 
@@ -57,8 +67,6 @@ def tree_sha256(tree: Any) -> str:
     digest = hashlib.sha256()
     for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
         if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable:  # other processes hold some shards
-            from jax.experimental import multihost_utils
-
             leaf = multihost_utils.process_allgather(leaf, tiled=True)
         host = np.ascontiguousarray(np.asarray(leaf))
         digest.update(f"{jax.tree_util.keystr(path)}:{host.dtype.str}:{host.shape};".encode())
@@ -72,7 +80,10 @@ def _meta_sha256(meta: dict[str, Any]) -> str:
 
 
 def save(mngr: ocp.CheckpointManager, step: int, params: Params, opt_state: Any, meta: dict[str, Any]) -> None:
-    """Write checkpoint ``step`` (blocking; complete or absent, never half-written), checksums in its meta."""
+    """Write checkpoint ``step`` (blocking; complete or absent, never half-written), checksums in its meta.
+
+    A full disk raises ``OSError(ENOSPC)`` naming the step, after removing the unfinished copy (``disk_full``).
+    """
     meta = {**meta, "sha256": {"params": tree_sha256(params), "opt_state": tree_sha256(opt_state)}}
     meta["sha256"]["meta"] = _meta_sha256(meta)
     args = ocp.args.Composite(
@@ -80,8 +91,34 @@ def save(mngr: ocp.CheckpointManager, step: int, params: Params, opt_state: Any,
         opt_state=ocp.args.StandardSave(opt_state),
         meta=ocp.args.JsonSave(meta),
     )
-    mngr.save(step, args=args, force=True)
-    mngr.wait_until_finished()
+    with _quiet_failed_tasks(collect=False):
+        try:
+            mngr.save(step, args=args, force=True)
+            mngr.wait_until_finished()
+            return
+        except Exception as e:  # noqa: BLE001 - Orbax raises TensorStore's write errors as ValueError
+            if not disk_full(e):
+                raise
+            reason = _reason(e)
+        gc.collect()  # the failed write's tasks, unreferenced now, are collected while their records are dropped
+    directory = Path(mngr.directory)
+    for unfinished in directory.glob(f"{step}.orbax-checkpoint-tmp*"):  # Orbax's name for a save in progress
+        shutil.rmtree(unfinished, ignore_errors=True)
+    raise OSError(errno.ENOSPC, f"no space left on the device for checkpoint step {step} ({reason})", str(directory))
+
+
+def disk_full(error: BaseException) -> bool:
+    """Whether ``error`` (or an error it came from) is a write that ran out of space: ``OSError`` ENOSPC/EDQUOT,
+    or TensorStore's RESOURCE_EXHAUSTED naming ``os_error_code=28`` (how Orbax reports it, as a ValueError)."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        text = str(seen)
+        if "RESOURCE_EXHAUSTED" in text and (f"os_error_code='{errno.ENOSPC}'" in text or "No space left" in text):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def abstract_params(cfg: GPTConfig, dtype: Any = jnp.float32, lora: LoraSpec | None = None) -> Params:
@@ -128,20 +165,25 @@ def _stderr(message: str) -> None:
 
 
 @contextlib.contextmanager
-def _quiet_failed_reads():
-    """Orbax reads a checkpoint's arrays in concurrent asyncio tasks; when the files are damaged, the tasks it
-    never awaits log 'Task exception was never retrieved' and a page of TensorStore spec once they are collected
-    (and raise 'Event loop is closed' from their callbacks).
-    ``restore`` reports the damage in one line itself, so those records are dropped while it tries."""
-    log = logging.getLogger("asyncio")
-    level, hook = log.level, sys.unraisablehook
-    log.setLevel(logging.CRITICAL + 1)
+def _quiet_failed_tasks(*, collect: bool = True):
+    """Orbax reads and writes a checkpoint's arrays in concurrent asyncio tasks; when the files are damaged or the
+    disk is full, the tasks it never awaits log 'Task exception was never retrieved' and a page of TensorStore
+    spec once they are collected (and raise 'Event loop is closed' from their callbacks); a failed save's worker
+    threads also log their tracebacks through absl. ``restore`` and ``save`` report the failure in one line
+    themselves, so those records are dropped meanwhile.
+    ``collect=False`` leaves the (slow) garbage collection to the caller, who does it only after a failure."""
+    logs = [logging.getLogger(name) for name in ("asyncio", "absl")]
+    levels, hook = [log.level for log in logs], sys.unraisablehook
+    for log in logs:
+        log.setLevel(logging.CRITICAL + 1)
     sys.unraisablehook = lambda unraisable: None  # their callbacks also hit a closed event loop when collected
     try:
         yield
     finally:
-        gc.collect()  # collect the failed tasks now, while their records are still dropped
-        log.setLevel(level)
+        if collect:
+            gc.collect()  # collect the failed tasks now, while their records are still dropped
+        for log, level in zip(logs, levels, strict=True):
+            log.setLevel(level)
         sys.unraisablehook = hook
 
 
@@ -172,7 +214,7 @@ def restore(
     """
     directory = Path(directory)
     mngr = manager(directory, read_only=True)
-    with _quiet_failed_reads():
+    with _quiet_failed_tasks():
         return _restore_newest(mngr, directory, cfg, abstract_opt_state, step, shardings, check, warn)
 
 

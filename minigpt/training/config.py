@@ -14,13 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from minigpt.adapters import LoraSpec, spec_from_train
-from minigpt.config import PRESETS, GPTConfig
+from minigpt.config import PRESETS, GPTConfig, described, field_docs
 
 COMPUTE_DTYPES = ("float32", "bfloat16")
-
-
-def _field(default: Any, doc: str) -> Any:
-    return dataclasses.field(default=default, metadata={"doc": doc})
 
 
 @dataclass(frozen=True)
@@ -30,42 +26,42 @@ class TrainConfig:
     batch_size is the micro-batch B; one optimizer step sees grad_accum · B · block_size tokens.
     """
 
-    data: str = _field("data/reviews", "prepared data directory (made by 'minigpt prepare')")
-    out: str = _field("runs/baby", "run directory: config.json, checkpoints/, metrics.jsonl, loss.png")
-    preset: str = _field("baby", f"model shape to start from: one of {', '.join(PRESETS)}")
-    batch_size: int = _field(12, "micro-batch B: sequences per forward/backward pass")
-    grad_accum: int = _field(1, "micro-batches k accumulated into one optimizer step (exactly a k× batch)")
+    data: str = described("prepared data directory (made by 'minigpt prepare')", "data/reviews")
+    out: str = described("run directory: config.json, checkpoints/, metrics.jsonl, loss.png", "runs/baby")
+    preset: str = described(f"model shape to start from: one of {', '.join(PRESETS)}", "baby")
+    batch_size: int = described("micro-batch B: sequences per forward/backward pass", 12)
+    grad_accum: int = described("micro-batches k accumulated into one optimizer step (exactly a k× batch)", 1)
     # the baby preset on a char-level review corpus: about 4 minutes on 2 CPU cores
-    max_steps: int = _field(1500, "optimizer steps to train for (may be raised when resuming)")
-    lr: float = _field(2e-3, "peak learning rate, reached after the warmup")
-    min_lr: float = _field(2e-4, "learning rate at the end of the cosine decay (at most lr)")
-    warmup_steps: int = _field(50, "steps of linear warmup from lr/warmup_steps to lr")
-    lr_decay_steps: int = _field(0, "step where the cosine reaches min_lr; 0: max_steps (fixed when the run starts)")
-    weight_decay: float = _field(0.1, "AdamW weight decay, on Linear weight matrices only")
-    beta1: float = _field(0.9, "AdamW first-moment decay, in [0, 1)")
-    beta2: float = _field(0.99, "AdamW second-moment decay, in [0, 1)")
-    eps: float = _field(1e-8, "AdamW epsilon in the denominator")
-    grad_clip: float = _field(1.0, "clip the gradient's global L2 norm to this; 0: no clipping")
-    eval_interval: int = _field(250, "evaluate on the validation batches every this many steps")
-    eval_batches: int = _field(20, "validation batches per evaluation (always the same ones)")
-    log_interval: int = _field(10, "write a metrics.jsonl line (loss, lr, tokens/s, MFU) every this many steps")
-    ckpt_interval: int = _field(250, "save a checkpoint every this many steps (and at the end)")
-    keep_checkpoints: int = _field(3, "checkpoints kept on disk, the oldest deleted first")
-    seed: int = _field(0, "seed of the initial parameters, the batches and the dropout masks")
-    compute_dtype: str = _field("float32", f"compute dtype ({' or '.join(COMPUTE_DTYPES)}); weights stay float32")
-    remat: bool = _field(False, "recompute each block's activations in the backward pass (less memory)")
-    fast_kernels: bool = _field(
-        True, "minigpt.model.kernels: the same numbers as the plain model, less memory and time"
+    max_steps: int = described("optimizer steps to train for (may be raised when resuming)", 1500)
+    lr: float = described("peak learning rate, reached after the warmup", 2e-3)
+    min_lr: float = described("learning rate at the end of the cosine decay (at most lr)", 2e-4)
+    warmup_steps: int = described("steps of linear warmup from lr/warmup_steps to lr", 50)
+    lr_decay_steps: int = described("step where the cosine reaches min_lr; 0: max_steps (fixed when the run starts)", 0)
+    weight_decay: float = described("AdamW weight decay, on Linear weight matrices only", 0.1)
+    beta1: float = described("AdamW first-moment decay, in [0, 1)", 0.9)
+    beta2: float = described("AdamW second-moment decay, in [0, 1)", 0.99)
+    eps: float = described("AdamW epsilon in the denominator", 1e-8)
+    grad_clip: float = described("clip the gradient's global L2 norm to this; 0: no clipping", 1.0)
+    eval_interval: int = described("evaluate on the validation batches every this many steps", 250)
+    eval_batches: int = described("validation batches per evaluation (always the same ones)", 20)
+    log_interval: int = described("write a metrics.jsonl line (loss, lr, tokens/s, MFU) every this many steps", 10)
+    ckpt_interval: int = described("save a checkpoint every this many steps (and at the end)", 250)
+    keep_checkpoints: int = described("checkpoints kept on disk, the oldest deleted first", 3)
+    seed: int = described("seed of the initial parameters, the batches and the dropout masks", 0)
+    compute_dtype: str = described(f"compute dtype ({' or '.join(COMPUTE_DTYPES)}); weights stay float32", "float32")
+    remat: bool = described("recompute each block's activations in the backward pass (less memory)", False)
+    fast: bool = described(
+        "the fast kernels (minigpt.model.kernels): the same numbers as the plain model, less memory and time", True
     )
-    progress: bool = _field(True, "show a tqdm progress bar on stderr")
-    mesh: str = _field("", "device mesh, e.g. 'data=4,fsdp=2' (minigpt.training.distributed); '': one device")
-    init_from: str | None = _field(
-        None, "start from the weights of a run dir or Hugging Face dir (fresh optimizer, schedule, step 0)"
+    progress: bool = described("progress on stderr: a tqdm bar on a terminal, a line every 5 s in a file or log", True)
+    mesh: str = described("device mesh, e.g. 'data=4,fsdp=2' (minigpt.training.distributed); '': one device", "")
+    init_from: str | None = described(
+        "start from the weights of a run dir or Hugging Face dir (fresh optimizer, schedule, step 0)", None
     )
-    lora_rank: int = _field(0, "LoRA rank r: train low-rank adapters on a frozen base (minigpt.adapters); 0: off")
-    lora_alpha: float = _field(16.0, "LoRA α: the adapters' update x A B is scaled by α / r")
-    lora_targets: str = _field(
-        "", "LoRA's layers, e.g. c_attn,c_proj,c_fc,c_gate or mlp.c_proj; '': attn.c_attn,attn.c_proj"
+    lora_rank: int = described("LoRA rank r: train low-rank adapters on a frozen base (minigpt.adapters); 0: off", 0)
+    lora_alpha: float = described("LoRA α: the adapters' update x A B is scaled by α / r", 16.0)
+    lora_targets: str = described(
+        "LoRA's layers, e.g. c_attn,c_proj,c_fc,c_gate or mlp.c_proj; '': attn.c_attn,attn.c_proj", ""
     )
 
     def __post_init__(self) -> None:
@@ -110,11 +106,25 @@ class TrainConfig:
         return spec_from_train(dataclasses.asdict(self))
 
     @property
+    def fast_kernels(self) -> bool:
+        """``fast``'s old name, still readable (saved runs and config files with it load through ``RENAMED``)."""
+        return self.fast
+
+    @property
     def decay_steps(self) -> int:
         return self.lr_decay_steps or self.max_steps
 
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)
+
+
+# Old field names → new ones, for config.json files, checkpoints and --config files written before a rename.
+RENAMED = {"fast_kernels": "fast"}
+
+
+def current_names(train: dict[str, Any]) -> dict[str, Any]:
+    """A saved ``train`` settings dict with every renamed field under its current name."""
+    return {RENAMED.get(name, name): value for name, value in train.items()}
 
 
 # Fields that may change when a run is resumed: they do not alter the optimisation path.
@@ -123,10 +133,10 @@ RESUMABLE_CHANGES = frozenset(
     | {"keep_checkpoints", "progress", "mesh"}
 )
 # Fields that enter the compiled step but not the mathematics: a run may resume with them changed.
-EQUIVALENT_CHANGES = frozenset({"fast_kernels"})
+EQUIVALENT_CHANGES = frozenset({"fast"})
 TRAIN_FIELDS = [f.name for f in dataclasses.fields(TrainConfig)]
 MODEL_FIELDS = [f.name for f in dataclasses.fields(GPTConfig)]
-TRAIN_DOCS = {f.name: f.metadata["doc"] for f in dataclasses.fields(TrainConfig)}
+TRAIN_DOCS = field_docs(TrainConfig)
 
 
 def pin_decay(tcfg: TrainConfig) -> TrainConfig:
@@ -147,7 +157,7 @@ def resume_config(saved: dict[str, Any], cfg: GPTConfig, tcfg: TrainConfig, run_
     for name in MODEL_FIELDS:
         if getattr(saved_model, name) != getattr(cfg, name):
             problems.append(f"{name}: checkpoint has {getattr(saved_model, name)!r}, requested {getattr(cfg, name)!r}")
-    for name, value in saved["train"].items():
+    for name, value in current_names(saved["train"]).items():
         if name not in RESUMABLE_CHANGES | EQUIVALENT_CHANGES and getattr(tcfg, name) != value:
             problems.append(f"{name}: checkpoint has {value!r}, requested {getattr(tcfg, name)!r}")
     if problems:
@@ -171,8 +181,8 @@ def read_settings(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
     if not isinstance(data, dict):
         raise ValueError(f"{path} must hold a JSON object")
     model = dict(data.pop("model", {}))
-    train = dict(data.pop("train", {}))
-    for key, value in data.items():
+    train = current_names(dict(data.pop("train", {})))
+    for key, value in current_names(data).items():
         if key in MODEL_FIELDS:
             model[key] = value
         elif key in TRAIN_FIELDS:

@@ -124,9 +124,9 @@ def param_shardings(cfg: GPTConfig, mesh: Mesh) -> Params:
 
 def opt_state_shardings(tx: Any, cfg: GPTConfig, mesh: Mesh) -> Any:
     """Shardings of ``tx.init(params)``: each parameter-shaped leaf (AdamW mu, nu) follows its parameter."""
-    import optax
+    import optax  # Optax: only for the optimizer state's layout
 
-    from minigpt.training.checkpoint import abstract_params
+    from minigpt.training.checkpoint import abstract_params  # checkpoint imports this module: a cycle at import
 
     abstract_opt = jax.eval_shape(tx.init, abstract_params(cfg))
     replicated = NamedSharding(mesh, P())

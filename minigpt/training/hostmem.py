@@ -99,7 +99,7 @@ def execute_inline() -> bool:
     global _inline
     if _inline is not None:
         return _inline
-    import jax
+    import jax  # JAX: imported only after the settings that must precede it
 
     _inline = False
     if _opted_out():

@@ -27,6 +27,7 @@ from minigpt import data, hub
 from minigpt.config import GPTConfig
 from minigpt.hub import llama as hub_llama
 from minigpt.params import Params, flatten_params, unflatten_params
+from minigpt.tokenizers import ByteLevelBPE, load_tokenizer
 from minigpt.training import runs
 from minigpt.training.config import TrainConfig
 
@@ -53,8 +54,6 @@ def read_source(path: str | Path) -> Source:
         cfg = _hf_config(p)
         tok = None
         if (p / "vocab.json").is_file() and (p / "merges.txt").is_file():
-            from minigpt.tokenizers import ByteLevelBPE
-
             tok = ByteLevelBPE.from_files(p / "vocab.json", p / "merges.txt")
         return Source(p, "hf", cfg, tok)
     raise FileNotFoundError(
@@ -74,7 +73,6 @@ def _hf_config(p: Path) -> GPTConfig:
 
 
 def _load_tok(d: Path) -> Any:
-    from minigpt.tokenizers import load_tokenizer
 
     return load_tokenizer(d) if d.is_dir() else None
 
@@ -154,7 +152,7 @@ def transfer(source: Params, fresh: Params, src_cfg: GPTConfig) -> Params:
 
 def initial_params(cfg: GPTConfig, tcfg: TrainConfig, log: Callable[[str], None]) -> tuple[Params, dict]:
     """(float32 parameters for step 0, the record of where they came from) for a run with ``tcfg.init_from``."""
-    from minigpt.training.step import init_params
+    from minigpt.training.step import init_params  # JAX: resolving a run's config (minigpt train --help) needs none
 
     src = read_source(tcfg.init_from)
     if src.kind == "run":

@@ -28,6 +28,7 @@ from minigpt.training.inputs import load_tokens, micro_batches, samplers
 from minigpt.training.progress import Progress
 from minigpt.training.signals import StopSignal
 from minigpt.training.step import Steps, StepSpec, compiled_steps, dropout_key, dropout_key_from_data, init_params
+from minigpt.viz.loss import plot_run  # matplotlib: only once the run is over
 
 
 @dataclasses.dataclass
@@ -119,6 +120,10 @@ def train(
                 if status == "done":
                     save()
                     val = run_eval()
+        except OSError as e:
+            if not checkpoint.disk_full(e):
+                raise
+            raise runs.RunNotWritable(_disk_full_message(state.step, run_dir, ckpt_dir)) from None
         finally:
             progress.close()
             metrics.close()
@@ -236,6 +241,19 @@ def _nan_message(step: int, loss: float, grad_norm: float, ckpt_dir: Path) -> st
     )
 
 
+def _disk_full_message(step: int, run_dir: Path, ckpt_dir: Path) -> str:
+    last = checkpoint.latest_step(ckpt_dir)  # the failed save left nothing behind (``checkpoint.save``)
+    if last is None:
+        kept, then = "no checkpoint had been saved", "then start again"
+    else:
+        kept = f"the last good checkpoint is step {last} ({ckpt_dir / str(last)})"
+        then = f"then continue with: minigpt train --resume --out {run_dir}"
+    return (
+        f"the disk holding {run_dir} is full (no space left on device): training stopped at step {step} and {kept}. "
+        f"Free some space (or lower --keep_checkpoints), {then}"
+    )
+
+
 def _summary(
     status: str, step: int, loss: float, val: float, wall: float, run_dir: Path, log: Callable[[str], None]
 ) -> dict[str, Any]:
@@ -251,9 +269,7 @@ def _summary(
         "run_dir": str(run_dir),
     }
     try:
-        from minigpt.viz.loss import plot_run  # matplotlib: only once the run is over
-
         summary["plot"] = str(plot_run(run_dir))
-    except (ValueError, FileNotFoundError) as e:  # no points to plot yet
+    except (ValueError, OSError) as e:  # no points to plot yet, or no space left for the image
         log(f"no plot: {e}")
     return summary

@@ -1,4 +1,5 @@
-"""How fast training goes: tokens/s and MFU per log line, and the tqdm bar.
+"""How fast training goes: tokens/s and MFU per log line, and the tqdm bar (plain lines when stderr is a file or a
+pipe: ``minigpt.training.progress_lines``).
 
 MFU (model FLOPs utilisation) = FLOPs/token · tokens/s ÷ the measured peak of a jitted float32 matmul.
 """
@@ -15,10 +16,12 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+from tqdm import tqdm
 
 from minigpt.config import GPTConfig
 from minigpt.training.config import TrainConfig
 from minigpt.training.optim import learning_rate
+from minigpt.training.progress_lines import ProgressLines, kept_line_by_line
 
 
 def flops_per_token(cfg: GPTConfig) -> float:
@@ -56,9 +59,9 @@ class Progress:
         self.t_start = self.t_log = time.perf_counter()
         self.step_log = start
         self.bar = None
-        if tcfg.progress:
-            from tqdm import tqdm
-
+        if tcfg.progress and kept_line_by_line(sys.stderr):  # a log: plain lines, not the bar's \r frames
+            self.bar = ProgressLines(tcfg.max_steps, start, file=sys.stderr)
+        elif tcfg.progress:
             self.bar = tqdm(total=tcfg.max_steps, initial=start, unit="step", dynamic_ncols=True, file=sys.stderr)
 
     def record(self, step: int, loss: float, grad_norm: float) -> tuple[dict[str, Any], bool]:

@@ -14,18 +14,23 @@ Reading configs and metrics needs neither JAX nor Orbax; only ``load_run`` impor
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import math
 import os
 import shutil
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from minigpt import atomic
+from minigpt.adapters import spec_from_train, split
 from minigpt.config import GPTConfig
 from minigpt.params import Params
+from minigpt.reference.lora import merge_params
+from minigpt.tokenizers import load_tokenizer
 
 CONFIG, METRICS, CHECKPOINTS, TOKENIZER, PLOT, LOCK = (
     "config.json", "metrics.jsonl", "checkpoints", "tokenizer", "loss.png", ".lock",
@@ -34,6 +39,11 @@ CONFIG, METRICS, CHECKPOINTS, TOKENIZER, PLOT, LOCK = (
 
 class RunInUse(ValueError):
     """Another process holds the run directory's lock."""
+
+
+class RunNotWritable(ValueError):
+    """The run directory cannot be written (read-only, or its disk is full); the message says what was kept and
+    what to do. A ValueError, like the other mistakes the commands report in one line."""
 
 
 def checkpoint_dir(run_dir: str | Path) -> Path:
@@ -69,14 +79,24 @@ def copy_tokenizer(data_dir: str | Path, run_dir: str | Path) -> bool:
 
 @contextlib.contextmanager
 def locked(run_dir: str | Path) -> Iterator[Path]:
-    """Hold ``RUN/.lock`` for the duration: a second trainer on RUN gets ``RunInUse`` naming the holder's pid.
+    """Hold ``RUN/.lock`` for the duration: a second trainer on RUN gets ``RunInUse`` naming the holder's pid, a
+    read-only RUN ``RunNotWritable``.
 
     ``flock`` belongs to the open file: the kernel drops it when the holder exits, also after SIGKILL, so a stale
     lock never needs cleaning up. The pid in the file is only for the message.
     """
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(run_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:  # the first write of a run: a read-only run directory is found here, before anything is computed
+        run_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(run_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        if e.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise
+        raise RunNotWritable(
+            f"{run_dir} is not writable ({e.strerror}): training writes its lock, checkpoints and metrics there; "
+            "remount it read-write, or copy the run somewhere writable and pass that as --out "
+            "(sampling and plotting with --out elsewhere read it as it is)"
+        ) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -116,7 +136,11 @@ class MetricsLog:
         self.file.flush()
 
     def close(self) -> None:
-        self.file.close()
+        try:
+            self.file.close()
+        except OSError as e:  # only after a write already failed (every write is flushed) and was reported
+            if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
 
 
 def _line_step(line: str) -> float:
@@ -126,12 +150,35 @@ def _line_step(line: str) -> float:
         return math.inf
 
 
-def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
-    """The records of ``RUN/metrics.jsonl`` in order."""
+def read_metrics(run_dir: str | Path, *, warn: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+    """The records of ``RUN/metrics.jsonl`` in order.
+
+    A last line that was cut off (a crash, a full disk, a copy in progress) is skipped with a warning through
+    ``warn`` (default: stderr); a damaged line before it is a ValueError naming its line number.
+    """
     path = Path(run_dir) / METRICS
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found; is {run_dir} a run directory made by 'minigpt train'?")
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    lines = [(n, line) for n, line in enumerate(path.read_text("utf-8", "replace").splitlines(), 1) if line.strip()]
+    records = []
+    for n, line in lines:
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            record, reason = None, f"{e.msg} at column {e.colno}"
+        else:
+            reason = f"a JSON {type(record).__name__}, not an object"
+        if isinstance(record, dict):
+            records.append(record)
+        elif n == lines[-1][0]:  # only a line being written when the file stopped growing is incomplete
+            (warn or _warn_stderr)(f"{path}: skipped line {n}, which was cut off ({reason})")
+        else:
+            raise ValueError(f"{path}: line {n} is damaged ({reason}); repair or delete that line")
+    return records
+
+
+def _warn_stderr(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
 def load_run(
@@ -147,7 +194,6 @@ def load_run(
     cfg, base, adapters, spec, tokenizer = load_lora(run_dir, step, warn=warn)
     if adapters is None:
         return cfg, base, tokenizer
-    from minigpt.reference.lora import merge_params
 
     return cfg, merge_params(base, adapters, spec.scale), tokenizer
 
@@ -155,7 +201,6 @@ def load_run(
 def load_lora(run_dir: str | Path, step: int | None = None, *, warn: Callable[[str], None] | None = None) -> tuple:
     """(GPTConfig, base params, adapters or None, LoraSpec or None, tokenizer or None), as NumPy, of a checkpoint
     (see ``load_run``); adapters and spec are None for a run trained without LoRA."""
-    from minigpt.adapters import spec_from_train, split
     from minigpt.training import checkpoint  # JAX and Orbax: only for loading arrays, not for configs and metrics
 
     run_dir = Path(run_dir)
@@ -165,8 +210,6 @@ def load_lora(run_dir: str | Path, step: int | None = None, *, warn: Callable[[s
     params, _, meta = checkpoint.restore(ckpt_dir, None, None, step, warn=warn)
     tokenizer = None
     if (run_dir / TOKENIZER).is_dir():
-        from minigpt.tokenizers import load_tokenizer
-
         tokenizer = load_tokenizer(run_dir / TOKENIZER)
     base, adapters = split(checkpoint.to_numpy(params))
     return GPTConfig.from_dict(meta["model"]), base, adapters, spec_from_train(meta["train"]), tokenizer

@@ -28,6 +28,7 @@ from jax.sharding import PartitionSpec as P
 from minigpt import adapters, model
 from minigpt.config import GPTConfig
 from minigpt.params import Params, unflatten_params
+from minigpt.reference import init_params as reference_init
 from minigpt.training import distributed
 from minigpt.training.checkpoint import abstract_params
 from minigpt.training.config import RESUMABLE_CHANGES, TrainConfig
@@ -70,7 +71,6 @@ def dropout_key_from_data(data: Any) -> jax.Array:
 
 def init_params(cfg: GPTConfig, seed: int) -> Params:
     """Fresh float32 parameters, GPT-2's initialisation (``minigpt.reference.init_params``), reference layout."""
-    from minigpt.reference import init_params as reference_init
 
     return reference_init(cfg, seed=seed, dtype=np.float32)
 
@@ -108,7 +108,7 @@ def _logits(params: Params, frozen: Params | None, x: jax.Array, cfg: GPTConfig,
     compute = jnp.bfloat16 if tcfg.compute_dtype == "bfloat16" else None
     lora = tcfg.lora
     base, extra = (params, {}) if lora is None else (frozen, {"lora": params, "lora_scale": lora.scale})
-    return model.apply(base, x, cfg, fast=tcfg.fast_kernels, dtype=compute, **options, **extra)
+    return model.apply(base, x, cfg, fast=tcfg.fast, dtype=compute, **options, **extra)
 
 
 def train_step(
@@ -197,7 +197,7 @@ class Steps:
         self._addressable = all(d.process_index == jax.process_index() for d in self.mesh.devices.flat)
         self.train_fn = functools.partial(train_step, cfg=cfg, tcfg=tcfg, tx=self.tx, fused_norm=fused)
         self.eval_fn = functools.partial(eval_step, cfg=cfg, tcfg=tcfg)
-        options = cpu_compiler_options() if tcfg.fast_kernels else None
+        options = cpu_compiler_options() if tcfg.fast else None
         # One jit with shardings serves every mesh, one device included: on a 1×1 mesh XLA compiles the same
         # instructions as a plain jit (only the parameters' sharding annotations differ) and ``bench/mesh_jit.py``
         # at baby measured mesh/plain at a median 0.99 (10 alternating rounds), so no second wrapper is kept.
@@ -257,6 +257,10 @@ class Steps:
         opt_state = self._in_layout(opt_state, self.opt_shardings)
         trained, frozen = self._split(params, lora)
         return self._train(trained, opt_state, xs, ys, key, *frozen)
+
+    def compiled_train_step(self, params: Params, opt_state: Any, xs: Any, ys: Any, key: jax.Array) -> Any:
+        """The XLA executable ``train_step`` runs for these shapes (``.as_text()`` is its HLO; nothing is run)."""
+        return self._train.lower(params, opt_state, xs, ys, key).compile()
 
     def eval_step(self, params: Params, x: Any, y: Any, lora: Params | None = None) -> tuple[jax.Array, jax.Array]:
         """(Σ nll, n) of one (B, T) batch, dropout off (with LoRA: ``lora`` the adapters on ``params``)."""

@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 
 from minigpt.config import GPTConfig
+from minigpt.fonts import cjk_font
+from minigpt.reference import attention_weights
 
 
 def attention_maps(model_or_params: Any, idx: Any, cfg: GPTConfig | None = None) -> np.ndarray:
@@ -28,7 +30,6 @@ def attention_maps(model_or_params: Any, idx: Any, cfg: GPTConfig | None = None)
     if isinstance(model_or_params, dict):
         if cfg is None:
             raise ValueError("attention_maps(params, idx, cfg): a params dict needs its GPTConfig as cfg")
-        from minigpt.reference import attention_weights
 
         maps = attention_weights(model_or_params, batch, cfg)  # (L, B, H, T, T)
     elif hasattr(model_or_params, "attention_weights"):
@@ -73,8 +74,8 @@ def plot_attention(
     Returns a ``matplotlib.figure.Figure`` (no pyplot state, works under Agg): save it with
     ``fig.savefig(path)``; a notebook shows it when it is a cell's last expression.
     """
-    from matplotlib.figure import Figure
-    from matplotlib.font_manager import FontProperties
+    from matplotlib.figure import Figure  # matplotlib: only when a figure is drawn
+    from matplotlib.font_manager import FontProperties  # matplotlib: as above
 
     w = np.asarray(weights, dtype=np.float64)
     if w.ndim == 2:
@@ -87,8 +88,6 @@ def plot_attention(
     if titles is not None and len(titles) != n:
         raise ValueError(f"got {len(titles)} titles for {n} maps")
     if font == "auto":
-        from minigpt.fonts import cjk_font
-
         font = cjk_font("".join(tokens or []) + "".join(titles or []))
     props = FontProperties(fname=font) if font else FontProperties()
 

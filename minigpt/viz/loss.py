@@ -15,7 +15,7 @@ from minigpt.training.runs import read_metrics
 def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
     """Write ``RUN/loss.png`` (or ``out``) from ``RUN/metrics.jsonl``; returns the path written."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg  # matplotlib loads only when a plot is drawn
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # matplotlib: as above
 
     run_dir = Path(run_dir)
     records = read_metrics(run_dir)

@@ -11,7 +11,7 @@ from minigpt.testing.grader.grading import Assignment
 
 def layer_norm_jnp(x, weight, bias, eps):
     """Stands in for the student's layer_norm_jax while their gradient is graded: it must trace under jit."""
-    import jax.numpy as jnp
+    import jax.numpy as jnp  # JAX: loading the assignments needs none
 
     mu = jnp.mean(x, axis=-1, keepdims=True)
     return (x - mu) / jnp.sqrt(jnp.var(x, axis=-1, keepdims=True) + eps) * weight + bias

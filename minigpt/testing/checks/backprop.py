@@ -11,6 +11,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from minigpt.reference import functional as F
+from minigpt.reference import functional_backward as FB
 from minigpt.testing.checks.diagnosis import arrays, call, run
 from minigpt.testing.checks.gradients import check_against, grads_tuple
 
@@ -49,7 +50,6 @@ def check_layer_backward(fn: Callable[..., Any], layer: str, max_examples: int =
 
 
 def _linear_backward_check(fn):
-    from minigpt.reference import functional_backward as FB
 
     @st.composite
     def inputs(draw):
@@ -112,7 +112,6 @@ def _linear_backward_check(fn):
 
 
 def _layer_norm_backward_check(fn):
-    from minigpt.reference import functional_backward as FB
 
     @st.composite
     def inputs(draw):
@@ -195,7 +194,6 @@ def _layer_norm_backward_check(fn):
 
 
 def _gelu_backward_check(fn):
-    from minigpt.reference import functional_backward as FB
 
     @st.composite
     def inputs(draw):
@@ -250,7 +248,6 @@ def _gelu_backward_check(fn):
 
 
 def _softmax_backward_check(fn):
-    from minigpt.reference import functional_backward as FB
 
     @st.composite
     def inputs(draw):
@@ -301,7 +298,6 @@ def _softmax_backward_check(fn):
 
 
 def _attention_backward_check(fn):
-    from minigpt.reference import functional_backward as FB
 
     @st.composite
     def inputs(draw):

@@ -10,6 +10,8 @@ from typing import Any
 import numpy as np
 from hypothesis import strategies as st
 
+from minigpt.generate.bans import BannedPhrases
+from minigpt.generate.processors import top_k_filter, top_p_filter
 from minigpt.reference import functional as F
 from minigpt.testing.checks.diagnosis import arrays, call, compare, describe, generator, run
 
@@ -42,7 +44,6 @@ def _filled_with(got: Any, want: np.ndarray, logits: np.ndarray, what: str, ins:
 
 def check_top_k_filter(fn: Callable[[np.ndarray, int], np.ndarray], max_examples: int = 25) -> None:
     """``fn(logits, k)``, logits (B, V): keep each row's k largest logits, -inf elsewhere (k ≥ V keeps all)."""
-    from minigpt.generate.processors import top_k_filter
 
     @st.composite
     def inputs(draw):
@@ -79,7 +80,6 @@ def check_top_k_filter(fn: Callable[[np.ndarray, int], np.ndarray], max_examples
 def check_top_p_filter(fn: Callable[[np.ndarray, float], np.ndarray], max_examples: int = 25) -> None:
     """``fn(logits, p)``: keep the smallest set of most probable tokens whose probability reaches p (the token
     that crosses p is kept, the most probable always), -inf elsewhere; p = 1 keeps all."""
-    from minigpt.generate.processors import top_p_filter
 
     @st.composite
     def inputs(draw):
@@ -185,7 +185,6 @@ def check_beam_step(fn: Callable[..., Any], max_examples: int = 25) -> None:
 
 def banned_mask_reference(context: str, pieces: list[str], phrases: list[str]) -> np.ndarray:
     """True for token v iff context + pieces[v] has a phrase in an occurrence that ends inside pieces[v]."""
-    from minigpt.generate.bans import BannedPhrases
 
     bans = BannedPhrases(phrases, [p.encode("utf-8") for p in pieces])
     return bans.mask(bans.tail(context.encode("utf-8")))

@@ -11,6 +11,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from minigpt.config import GPTConfig
+from minigpt.params import map_params
 from minigpt.reference import functional as F
 from minigpt.reference import model as M
 from minigpt.testing.checks.diagnosis import arrays, call, compare, describe, generator, run
@@ -79,7 +80,6 @@ def _gpt_variant(params, idx, cfg, *, skip_attn_residual=False, skip_mlp_residua
 def _perturbed(cfg: GPTConfig, seed: int) -> dict:
     params = M.init_params(cfg, seed=seed, dtype=np.float64)
     rng = np.random.default_rng(seed + 1)
-    from minigpt.params import map_params
 
     return map_params(lambda a: a + 0.1 * rng.standard_normal(a.shape), params)
 
@@ -98,7 +98,6 @@ def check_gpt_forward(fn: Callable[..., np.ndarray], max_examples: int = 25) -> 
     def prop(example):
         params, idx, cfg = example
         ins = {"idx": idx, "cfg": cfg, "params": params}
-        from minigpt.params import map_params
 
         got = call(fn, "gpt_forward", ins, map_params(np.copy, params), idx.copy(), cfg)
         compare(

@@ -24,7 +24,7 @@ _NOT_TRACEABLE = (
 
 def _traceable(fn: Callable, what: str, *example: Any, static_argnums: tuple[int, ...] = ()) -> Callable:
     """``jax.jit(fn)`` returning NumPy, after one traced call that turns a tracer error into a diagnosis."""
-    import jax
+    import jax  # JAX: the checkers of lessons 01-04 share a module with these and need none
 
     jitted = jax.jit(fn, static_argnums=static_argnums)
     try:
@@ -45,7 +45,7 @@ def _traceable(fn: Callable, what: str, *example: Any, static_argnums: tuple[int
 def check_jax_gelu(fn: Callable[[Any], Any], max_examples: int = 20) -> None:
     """``fn(x)`` in jax.numpy: GPT-2's tanh GELU ½x(1 + tanh(√(2/π)(x + 0.044715x³))), equal under ``jax.jit`` to
     ``reference.gelu`` in float64."""
-    import jax
+    import jax  # JAX: the checkers of lessons 01-04 share a module with these and need none
 
     with jax.enable_x64(True):
         jitted = _traceable(fn, "gelu", np.zeros((2, 3)))
@@ -84,7 +84,7 @@ def check_jax_gelu(fn: Callable[[Any], Any], max_examples: int = 20) -> None:
 def check_jax_layer_norm(fn: Callable[..., Any], max_examples: int = 20) -> None:
     """``fn(x, weight, bias, eps)`` in jax.numpy, compiled with ``jax.jit(fn, static_argnums=3)``, equal to
     ``reference.layer_norm`` in float64 (the diagnoses of ``check_layer_norm``)."""
-    import jax
+    import jax  # JAX: the checkers of lessons 01-04 share a module with these and need none
 
     with jax.enable_x64(True):
         example = (np.ones((1, 2, 3)), np.ones(3), np.zeros(3), 1e-5)
@@ -95,7 +95,7 @@ def check_jax_layer_norm_grads(fn: Callable[..., Any], max_examples: int = 15) -
     """``fn(dy, x, weight, bias, eps)`` → (dx, dweight, dbias) of L = Σ dy ⊙ layer_norm(x, weight, bias, eps),
     computed with ``jax.grad`` (or ``jax.vjp``) and compiled with jit; checked against the hand-written
     ``reference`` backward and finite differences (the diagnoses of ``check_layer_backward``)."""
-    import jax
+    import jax  # JAX: the checkers of lessons 01-04 share a module with these and need none
 
     with jax.enable_x64(True):
         example = (np.ones((1, 2, 3)), np.arange(6.0).reshape(1, 2, 3), np.ones(3), np.zeros(3), 1e-5)
