@@ -56,7 +56,7 @@ BLOCKS = {
         "embed": "token table only (no wpe)",
         "norm": "RMSNorm",
         "attn": "grouped-query attention\n(RoPE on q and k, H_kv < H)",
-        "mlp": "SwiGLU MLP:\n(SiLU(x W_gate) ⊙ x W_up) W_down",
+        "mlp": "SwiGLU MLP (3 matrices):\nSiLU(x W_g) ⊙ x W_u → W_d",
         "head": "RMSNorm → logits = h · W_lm (untied)",
     },
 }
