@@ -35,10 +35,16 @@ __version__ = "0.1.0"
 # Old module names, e.g. minigpt.runs, resolve to their new homes (minigpt/moved/).
 __path__.append(os.path.join(os.path.dirname(__file__), "moved"))
 
-_LAZY = {"GPT": "minigpt.model", "from_params": "minigpt.model", "to_params": "minigpt.model"}
+_LAZY = {
+    "GPT": "minigpt.model",
+    "from_params": "minigpt.model",
+    "to_params": "minigpt.model",
+    "Chat": "minigpt.generate",
+}
 
 __all__ = [
     "GPT",
+    "Chat",
     "PRESETS",
     "GPTConfig",
     "flatten_params",
@@ -53,4 +59,8 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
+    if name == "chat":  # minigpt.chat(RUN, ...): a Chat with a run's newest checkpoint
+        from minigpt.generate.chat import Chat
+
+        return Chat.from_run
     raise AttributeError(f"module 'minigpt' has no attribute {name!r}")

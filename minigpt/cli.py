@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 import sys
 
+from minigpt.training.compilation_cache import enable_compilation_cache
 from minigpt.training.hostmem import configure_cpu
 
 # command → ("module:function", one-line help). Each function takes argv (list[str]) → exit code.
@@ -25,13 +26,32 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "minigpt.commands.prepare_sentiment:main",
         "copy a prepared review dir with <pos>/<neg> line prefixes",
     ),
+    "chat": ("minigpt.commands.chat:main", "talk to an instruction-tuned run: multi-turn REPL or --once TEXT"),
     "plot": ("minigpt.commands.plot:main", "draw a run's train/val loss curves into RUN_DIR/loss.png"),
     "grade": ("minigpt.commands.grade:main", "score a student's exercise notebook or .py (text, json, Gradescope)"),
+    "explain": ("minigpt.commands.explain:main", "look inside a run on a prompt: logit lens, attribution, patching"),
+    "assign": ("minigpt.commands.assign:main", "release an exercise from its source: student notebook, --gradescope"),
+    "book": ("minigpt.commands.book:main", "build the course's static site: executed lessons, exercises, README"),
 }
 
-# Commands that run JAX computations get the CPU tuning of minigpt.training.hostmem (before JAX starts); importing
-# minigpt never applies it, so a user's own process is left alone.
-TUNED_COMMANDS = frozenset({"demo", "train", "sample", "verify"})
+# Commands that run JAX computations get the CPU tuning of minigpt.training.hostmem (before JAX starts) and the
+# persistent compilation cache of minigpt.training.compilation_cache; importing minigpt applies neither, so a
+# user's own process is left alone.
+TUNED_COMMANDS = frozenset({"demo", "train", "sample", "verify", "chat"})
+
+
+CACHE_HELP = (
+    "\nCompiled programs are kept in ~/.cache/minigpt/jax ($XDG_CACHE_HOME/minigpt/jax), so a command's second run\n"
+    "starts in seconds: MINIGPT_COMPILATION_CACHE=DIR moves it, =off turns it off; delete the folder to clear it."
+)
+
+
+def _enable_cache() -> None:
+    """The compilation cache for this command; a directory that cannot be made costs speed, not the command."""
+    try:
+        enable_compilation_cache()
+    except ValueError as err:
+        print(f"minigpt: warning: no compilation cache: {err}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, (_, help_text) in COMMANDS.items():
             print(f"  {name:<12} {help_text}")
         print("\nRun 'minigpt <command> --help' for a command's options.")
+        print(CACHE_HELP)
         return 0
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
@@ -48,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if name in TUNED_COMMANDS:
         configure_cpu()
+        _enable_cache()
     module, func = COMMANDS[name][0].split(":")
     return int(getattr(importlib.import_module(module), func)(rest) or 0)
 

@@ -62,8 +62,11 @@ def check_tokens(idx: Any, cfg: GPTConfig, name: str = "idx") -> None:
     check_id_range(np.asarray(idx), cfg.vocab_size)
 
 
-def check_targets(targets: Any, idx_shape: tuple[int, ...], cfg: GPTConfig, ignore_index: int = -1) -> None:
-    """``targets`` must match ``idx``'s shape, hold ids in [0, V) or ``ignore_index``, not all ignored."""
+def check_targets(
+    targets: Any, idx_shape: tuple[int, ...], cfg: GPTConfig, ignore_index: int = -1, *, allow_all_ignored: bool = False
+) -> None:
+    """``targets`` must match ``idx``'s shape, hold ids in [0, V) or ``ignore_index``, not all ignored (unless
+    ``allow_all_ignored``: a fine-tuning batch may hold prompts only, and its masked loss is 0)."""
     _int_dtype(targets, "targets")
     if tuple(targets.shape) != tuple(idx_shape):
         raise ValueError(
@@ -74,5 +77,7 @@ def check_targets(targets: Any, idx_shape: tuple[int, ...], cfg: GPTConfig, igno
     values = np.asarray(targets)
     valid = values != ignore_index
     if not valid.any():
+        if allow_all_ignored:
+            return
         raise ValueError(f"every target equals ignore_index={ignore_index}; the mean loss over no tokens is undefined")
     check_id_range(values[valid], cfg.vocab_size, "target id", f", or ignore_index={ignore_index}")

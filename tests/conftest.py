@@ -39,6 +39,7 @@ def _compile_for_tests() -> None:
     adds about 40 MB; JAX's limit evicts files another worker is writing); delete the folder to empty it.
     """
     if os.environ.get("MINIGPT_TEST_FULL_OPT") == "1":
+        os.environ.setdefault("MINIGPT_COMPILATION_CACHE", "off")  # nor the CLI's cache in the user's home
         return
     flags = os.environ.get("XLA_FLAGS", "")
     if "xla_backend_optimization_level" not in flags:

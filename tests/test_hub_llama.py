@@ -14,7 +14,7 @@ from minigpt import GPT, GPTConfig, hub
 from minigpt import reference as ref
 from minigpt.generate import generate
 from minigpt.params import flatten_params, map_params
-from tests.test_hub import JaxRunner, assert_logits_close, greedy, hf_logits
+from tests.test_hub_gpt2 import JaxRunner, assert_logits_close, greedy, hf_logits
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"

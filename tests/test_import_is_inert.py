@@ -1,5 +1,5 @@
 """Importing minigpt changes nothing in the process (malloc, JAX's settings, matplotlib's backend, the disk);
-the ``minigpt`` command line applies the CPU tuning.
+the ``minigpt`` command line applies the CPU tuning and switches the persistent compilation cache on.
 
 Each check runs in a fresh interpreter, because both settings are process-wide and JAX reads the dispatch
 flag once. glibc's ``mallopt`` is observed through a spy on ``ctypes.CDLL`` (the only way Python reaches it).
@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 SPY = r"""
 import ctypes, json, sys
@@ -55,14 +56,22 @@ try:
     cli.main(["verify", "--help"])
 except SystemExit:
     pass
-print(json.dumps({"mallopt": len(calls), "async": jax.config.values["jax_cpu_enable_async_dispatch"]}))
+print(json.dumps({"mallopt": len(calls), "async": jax.config.values["jax_cpu_enable_async_dispatch"],
+                  "cache": jax.config.values["jax_compilation_cache_dir"]}))
 """
 )
 
 
 def _run(code: str, tmp_path) -> dict:
-    env = {k: v for k, v in os.environ.items() if k != "MINIGPT_KEEP_FREED_MEMORY"}
-    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
+    """``code`` in a fresh interpreter, its working directory and its user's cache directory in ``tmp_path``."""
+    drop = ("MINIGPT_KEEP_FREED_MEMORY", "MINIGPT_COMPILATION_CACHE", "JAX_COMPILATION_CACHE_DIR")
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    env["XDG_CACHE_HOME"] = str(tmp_path / "xdg")
+    root = str(Path(__file__).resolve().parents[1])  # this checkout's minigpt, whichever one is installed
+    env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
+    work = tmp_path / "work"
+    work.mkdir()
+    out = subprocess.run([sys.executable, "-c", code], cwd=work, env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -74,6 +83,7 @@ def test_importing_every_module_leaves_malloc_jax_and_the_disk_alone(tmp_path):
     assert result["changed"] == []  # jax_cpu_enable_async_dispatch and every other JAX setting as found
     assert result["files"] == []  # nothing written into the working directory
     assert result["backend"] == "svg"  # matplotlib's backend as the user chose it
+    assert not (tmp_path / "xdg").exists()  # nor a compilation cache
     assert result["mallopt_after_explicit_call"] > 0
 
 
@@ -81,3 +91,4 @@ def test_the_command_line_applies_the_cpu_settings(tmp_path):
     result = _run(CLI, tmp_path)
     assert result["mallopt"] > 0
     assert result["async"] is False
+    assert result["cache"] == str(tmp_path / "xdg" / "minigpt" / "jax")  # the compilation cache, on by default

@@ -1,5 +1,7 @@
 """Lesson 08 checkers: the tiny model's log-likelihood is the explicit sum; correct functions pass; mistakes named."""
 
+import textwrap
+
 import numpy as np
 import pytest
 
@@ -51,3 +53,14 @@ def test_mistakes_are_named():
         return tp / max(int((gold == label).sum()), 1), tp / max(int((pred == label).sum()), 1)
 
     fails_with(AC.check_precision_recall, swapped, "swapped")
+
+
+def test_a_failing_example_names_the_model_so_that_it_reruns():
+    with pytest.raises(AssertionError) as e:
+        AC.check_conditional_log_likelihood(lambda logits_fn, ids, label_id: -1.0)
+    block = str(e.value).split("Smallest failing input:\n", 1)[1]
+    assert "# from minigpt.testing.checks.ecommerce import TinyModel" in block
+    namespace: dict = {"np": np, "TinyModel": AC.TinyModel}
+    exec(textwrap.dedent(block), namespace)  # noqa: S102 - the checker's own output, in a test
+    model, ids = namespace["logits_fn"], namespace["ids"]
+    assert model([[namespace["label_id"], *ids]]).shape == (1, len(ids) + 1, model.vocab_size)

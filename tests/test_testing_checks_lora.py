@@ -23,7 +23,7 @@ def good_init(d_in, d_out, rank, rng, *, zero="B", std=None):
     return a, b
 
 
-def good_forward(x, W, b, A, B, alpha, *, scale="ok", swap=False, merged=False):
+def good_forward(x, W, b, A, B, alpha, *, scale="ok", swap=False, merged=False, drop_bias=False, sign=1.0):
     r = A.shape[1]
     s = {"ok": alpha / r, "none": 1.0, "inverse": r / alpha}[scale]
     if merged:  # written differently: merge first, then one matrix product
@@ -31,13 +31,20 @@ def good_forward(x, W, b, A, B, alpha, *, scale="ok", swap=False, merged=False):
     elif swap:
         y = x @ W + s * (x @ B.T) @ A.T
     else:
-        y = x @ W + s * (x @ A) @ B
-    return y if b is None else y + b
+        y = x @ W + sign * s * (x @ A) @ B
+    return y if b is None or drop_bias else y + b
 
 
-def good_step(x, W, b, A, B, alpha, dy, lr, *, scale="ok", train_base=False, chain=False):
+def good_step(
+    x, W, b, A, B, alpha, dy, lr, *, scale="ok", train_base=False, chain=False, uphill=False, rows="all"
+):  # fmt: skip
     s = {"ok": alpha / A.shape[1], "none": 1.0}[scale]
+    lr = -lr if uphill else lr
+    if rows == "first":  # the classic 3-D slip: only the first batch element's rows
+        x, dy = x[0], dy[0]
     X, D = x.reshape(-1, x.shape[-1]), dy.reshape(-1, dy.shape[-1])
+    if rows == "mean":
+        D = D / X.shape[0]
     dW = X.T @ D
     if chain:  # written differently: the merged weight's gradient, projected (dA = s dW Bᵀ, dB = s Aᵀ dW)
         dA, dB = s * dW @ B.T, s * A.T @ dW
@@ -71,6 +78,11 @@ def test_checkers_module_reexports_it():
         ({"step": lambda *a: good_step(*a, train_base=True)}, "a gradient reached the frozen W"),
         ({"step": lambda *a: good_step(*a, scale="none")}, "the α/r scale is missing"),
         ({"step": lambda x, W, b, A, B, alpha, dy, lr: (W, b, A, B)}, "A did not change"),
+        ({"forward": lambda *a: good_forward(*a, drop_bias=True)}, "the bias b was dropped"),
+        ({"forward": lambda *a: good_forward(*a, sign=-1.0)}, "the update's sign is flipped"),
+        ({"step": lambda *a: good_step(*a, uphill=True)}, "moved uphill"),
+        ({"step": lambda *a: good_step(*a, rows="mean")}, "yours averages them"),
+        ({"step": lambda *a: good_step(*a, rows="first")}, "only the first batch element"),
     ],
 )
 def test_each_classic_mistake_is_named(kwargs, message):

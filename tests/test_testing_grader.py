@@ -198,7 +198,72 @@ PLANTED = {
             ),
         ]
     ],
+    "12_looking_inside": [
+        [
+            (
+                "logit_lens",
+                "def logit_lens(streams, ln_f, w_u, eps):\n    return streams @ w_u",
+                "without the final norm",
+            ),
+            (
+                "patch_position",
+                "def patch_position(corrupted, clean, position):\n    out = corrupted.copy()\n"
+                "    out[:, position - 1] = clean[:, position - 1]\n    return out",
+                "you patched position",
+            ),
+        ],
+        [
+            (
+                "attribute",
+                "def attribute(parts, ln_f, u, eps):\n    mu = parts.mean(-1, keepdims=True)\n"
+                "    sd = np.sqrt(((parts - mu) ** 2).mean(-1, keepdims=True) + eps)\n"
+                "    return ((parts - mu) / sd * ln_f['weight']) @ u",
+                "do not sum to the logit",
+            ),
+        ],
+    ],
 }
+# lessons 09 and 10 (LoRA, Llama), graded since their exercises got an assignment
+PLANTED.update(
+    {
+        "09_transfer_learning": [
+            [
+                (
+                    "lora_forward",
+                    "def lora_forward(x, W, b, A, B, alpha):\n    y = x @ W + (x @ A) @ B\n"
+                    "    return y if b is None else y + b",
+                    "the α/r scale is missing",
+                ),
+                (
+                    "lora_step",
+                    "def lora_step(x, W, b, A, B, alpha, dy, lr):\n    s = alpha / A.shape[1]\n"
+                    "    X, D = x.reshape(-1, x.shape[-1]), dy.reshape(-1, dy.shape[-1])\n"
+                    "    return W - lr * X.T @ D, b, A - lr * s * X.T @ (D @ B.T), B - lr * s * (X @ A).T @ D",
+                    "a gradient reached the frozen W",
+                ),
+            ],
+            [
+                (
+                    "lora_init",
+                    "def lora_init(d_in, d_out, rank, rng):\n"
+                    "    return rng.normal(size=(d_in, rank)), rng.normal(size=(rank, d_out))",
+                    "B is not zero-initialised",
+                )
+            ],
+        ],
+        "10_gpt2_to_llama": [
+            [
+                (
+                    "rms_norm",
+                    "def rms_norm(x, weight, eps):\n    x = x - x.mean(-1, keepdims=True)\n"
+                    "    return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps) * weight",
+                    "that is LayerNorm",
+                ),
+                ("repeat_kv", "def repeat_kv(x, n_rep):\n    return np.tile(x, (1, n_rep, 1, 1))", "wrong order"),
+            ]
+        ],
+    }
+)
 RUNS = [(name, i) for name, runs in PLANTED.items() for i in range(len(runs))]
 
 

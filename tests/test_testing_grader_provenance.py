@@ -6,7 +6,7 @@ import pytest
 from minigpt.testing.checkers import check_softmax
 from minigpt.testing.context import grading
 from minigpt.testing.grader import provenance
-from minigpt.testing.grader.grading import Assignment, grade_task
+from minigpt.testing.grader.runner import grade
 from minigpt.testing.grader.submission import load_units
 from minigpt.testing.grader.timelimit import TimeLimitExceeded, time_limit
 
@@ -67,16 +67,32 @@ def test_the_dynamic_look_catches_a_name_built_at_run_time():
     assert calls == []
 
 
-def test_grade_task_scores_a_reference_call_zero_and_a_stand_in_call_full():
-    hw = Assignment("t")
-    hw.task("softmax", reference=lambda x: submitted(OWN)["softmax"](x)).check("ok", 1, lambda f: check_softmax(f, 5))
-    hw.task("double").check("ok", 1, lambda f: None if np.allclose(f(np.ones((1, 3))), 2 / 3) else 0.0)
-    ns = submitted(OWN + "def double(x):\n    return 2 * softmax(x)\n")
-    assert [r.score for r in grade_task(hw, hw.tasks[1], ns)] == [1.0]
-    ns = submitted(
-        "import importlib\ndef softmax(x):\n    return importlib.import_module('minigpt.reference').softmax(x)\n"
+HW = """
+import numpy as np
+from minigpt.testing.checkers import check_softmax
+from minigpt.testing.grader.grading import Assignment
+
+def own_softmax(x):
+    e = np.exp(x - x.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+hw = Assignment("t")
+hw.task("softmax", reference=own_softmax).check("ok", 1, lambda f: check_softmax(f, 5))
+hw.task("double").check("ok", 1, lambda f: None if np.allclose(f(np.ones((1, 3))), 2 / 3) else 0.0)
+"""
+
+
+def test_grade_task_scores_a_reference_call_zero_and_a_stand_in_call_full(tmp_path):
+    (tmp_path / "hw.py").write_text(HW, encoding="utf-8")
+    spec = f"{tmp_path / 'hw.py'}:hw"
+    (tmp_path / "a.py").write_text("def double(x):\n    return 2 * softmax(x)\n", encoding="utf-8")
+    report = grade(tmp_path / "a.py", assignment=spec, timeout=20)
+    assert report.task_scores()["double"] == (1.0, 1.0)  # softmax is missing, and the reference stands in for it
+    (tmp_path / "b.py").write_text(
+        "import importlib\ndef softmax(x):\n    return importlib.import_module('minigpt' + '.reference').softmax(x)\n",
+        encoding="utf-8",
     )
-    result = grade_task(hw, hw.tasks[0], ns)[0]
+    result = grade(tmp_path / "b.py", assignment=spec, timeout=20).checks[0]
     assert result.score == 0 and "called minigpt.reference.functional.softmax" in result.output
 
 

@@ -1,4 +1,5 @@
-"""``minigpt prepare reviews|peoples-daily|FILE.txt --out DIR``: tokenise a corpus into a data directory."""
+"""``minigpt prepare reviews|peoples-daily|FILE.txt --out DIR``: tokenise a corpus into a data directory;
+``minigpt prepare review-replies`` makes chat data (``minigpt.commands.prepare_replies``)."""
 
 from __future__ import annotations
 
@@ -29,12 +30,19 @@ def main(argv: list[str] | None = None) -> int:
         epilog="One tokenizer for two corpora: minigpt prepare reviews --out data/r --vocab-corpora "
         "reviews,peoples-daily; minigpt prepare peoples-daily --out data/pd --vocab-corpora reviews,peoples-daily",
     )
-    parser.add_argument("source", help="'reviews', 'peoples-daily' or a path to a UTF-8 .txt file")
+    parser.add_argument(
+        "source", help="'reviews', 'peoples-daily', a path to a UTF-8 .txt file, or 'review-replies' (chat data)"
+    )
     parser.add_argument("--out", help="output directory (default: data/<source name>)")
     parser.add_argument("--tokenizer", choices=("char", "bpe"), default="char")
     parser.add_argument("--vocab-size", type=int, default=None, help="BPE vocabulary size (bpe only), e.g. 2048")
     parser.add_argument("--val-fraction", type=float, default=0.1)
     parser.add_argument("--vocab-corpora", default="", metavar="A,B", help=VOCAB_CORPORA_HELP)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["review-replies"]:  # chat and preference data: its own options
+        from minigpt.commands.prepare_replies import main as prepare_replies
+
+        return prepare_replies(argv[1:])
     args = parser.parse_args(argv)
     out = args.out or str(Path("data") / Path(args.source).stem)
     vocab_corpora = [c.strip() for c in args.vocab_corpora.split(",") if c.strip()]

@@ -302,9 +302,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--configs", type=int, default=3, help="number of random configs (default 3)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print a JSON report instead of the table")
+    parser.add_argument(
+        "--against",
+        metavar="DIR",
+        help="instead: the reference on a Hugging Face GPT-2/Llama/Qwen2 directory against transformers on it, "
+        "layer by layer, naming the first activation that differs (minigpt.interpret.hf)",
+    )
     args = parser.parse_args(argv)
     if args.configs < 1:
         parser.error(f"--configs must be at least 1, got {args.configs}")
+    if args.against is not None:
+        from minigpt.interpret.hf import main_against
+
+        return main_against(args.against, seed=args.seed, as_json=args.json)
 
     import jax  # JAX: minigpt verify --help answers without it
 

@@ -7,7 +7,8 @@ banned phrases and streaming, for the NumPy reference and the JAX model.
 Modules: ``processors`` (logits filters), ``sampling`` (``Sampling``: how the next token is picked), ``decode``
 (the loops and the NumPy decoder, on the reference's ``minigpt.reference.kv_cache``), ``jax_decoder`` (the JAX
 model on its ``minigpt.model.KVCache``), ``beam`` (beam search), ``bans`` (banned phrases), ``text``
-(tokenizer-level helpers and streaming text). ``JaxDecoder`` loads JAX on first use, so NumPy decoding
+(tokenizer-level helpers and streaming text), ``chat`` (multi-turn chat on one KV cache). ``JaxDecoder`` and
+``Chat`` load JAX on first use, so NumPy decoding
 (``backend="numpy"``) runs without it.
 """
 
@@ -29,6 +30,7 @@ from minigpt.generate.text import TextStream, beam_search_text, generate_text, s
 from minigpt.reference.kv_cache import ReferenceKVCache, forward_cached_numpy
 
 __all__ = [
+    "Chat",
     "BannedPhrases",
     "Hypothesis",
     "JaxDecoder",
@@ -56,6 +58,10 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
+    if name == "Chat":
+        from minigpt.generate.chat import Chat  # JAX too: the chat decodes with the JAX model
+
+        return Chat
     if name == "JaxDecoder":
         from minigpt.generate.jax_decoder import JaxDecoder  # JAX: only when the JAX decoder is asked for
 

@@ -25,7 +25,7 @@ from flax import nnx
 
 from minigpt.config import GPTConfig
 from minigpt.model.cache import KVCache
-from minigpt.model.layers import Block, Embedding, Linear, norm_layer
+from minigpt.model.layers import Block, Embedding, Linear, norm_layer, sow
 from minigpt.model.lora import attach
 from minigpt.params import Params, flatten_params, param_shapes, params_dtype, unflatten_params, validate_params
 from minigpt.validation import check_targets, check_tokens
@@ -69,7 +69,7 @@ class GPT(nnx.Module):
     def __call__(self, idx: jax.Array, *, cache: KVCache | None = None):
         """Logits (B, T, V) for token ids (B, T); with ``cache``: (logits, the cache with idx written)."""
         if cache is None:
-            return self.head(self.hidden_states(idx))
+            return sow(self, "logits", self.head(self.hidden_states(idx)))
         h, cache = self.hidden_states(idx, cache=cache)
         return self.head(h), cache
 
@@ -159,7 +159,9 @@ def jax_params(params: Params) -> Params:
             "params are float64 but JAX would silently store them as float32; run under "
             "`with jax.enable_x64(True):` (or jax.config.update('jax_enable_x64', True)), or cast params to float32"
         )
-    return jax.tree.map(jnp.asarray, params)
+    # device_put, not jnp.asarray: asarray compiles an identity program ("stage") per array shape, a dozen
+    # compilations before a model's first use; device_put only copies
+    return jax.device_put(params)
 
 
 def from_params(

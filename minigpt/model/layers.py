@@ -5,6 +5,7 @@ and ``GPT`` call it. ``fast=True`` swaps attention (when it needs no mask, cache
 GELU for ``minigpt.model.kernels``: the same numbers with hand-written backward passes that keep less memory.
 Llama's pieces (``rope``, ``RMSNorm``, ``swiglu``, ``repeat_kv``) are options of the same modules, chosen by
 the config (``GPTConfig.pos``, ``norm``, ``mlp``, ``n_kv_head``), each the twin of ``minigpt.reference.llama``.
+Run inside ``nnx.capture``, the layers record their activations by name (``sow``; ``minigpt.interpret``).
 """
 
 from __future__ import annotations
@@ -45,6 +46,23 @@ def attention(
     weights = jax.nn.softmax(scores, axis=-1)  # (..., T_q, T_k)
     out = (weights if dropout is None else dropout(weights)) @ v  # (..., T_q, d_v)
     return (out, weights) if return_weights else out
+
+
+def capturing(module: nnx.Module) -> bool:
+    """Whether ``module`` runs inside ``nnx.capture`` (how ``minigpt.interpret`` looks inside the model)."""
+    return hasattr(module, "__captures__")  # what Module.sow itself tests
+
+
+def sow(module: nnx.Module, name: str, value: jax.Array) -> jax.Array:
+    """The JAX twin of ``minigpt.reference.hooks.see``: inside ``nnx.capture`` record ``value`` under ``name``
+    (``nnx.Intermediate``) after adding the perturbation held under that name (``nnx.Perturbation``: zero unless
+    given, which is how activation patching replaces it); outside a capture return ``value`` and keep nothing
+    (``Module.sow`` alone would store it on the module at every call)."""
+    if not capturing(module):
+        return value
+    value = module.perturb(name, value)
+    module.sow(nnx.Intermediate, name, value)
+    return value
 
 
 def causal_mask(T: int, dtype=jnp.float32) -> jax.Array:
@@ -91,11 +109,11 @@ class LayerNorm(nnx.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         bias = None if self.bias is None else self.bias[...]
         if self.fast:
-            return kernels.layer_norm(x, self.weight[...], bias, self.eps)
+            return sow(self, "out", kernels.layer_norm(x, self.weight[...], bias, self.eps))
         mu = jnp.mean(x, axis=-1, keepdims=True)  # (..., 1)
         var = jnp.mean(jnp.square(x - mu), axis=-1, keepdims=True)  # (..., 1)
         y = (x - mu) * jax.lax.rsqrt(var + self.eps) * self.weight[...]
-        return y if bias is None else y + bias
+        return sow(self, "out", y if bias is None else y + bias)
 
 
 class Embedding(nnx.Module):
@@ -123,7 +141,7 @@ class RMSNorm(nnx.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         ms = jnp.mean(x * x, axis=-1, keepdims=True)  # (..., 1)
         y = x * jax.lax.rsqrt(ms + self.eps) * self.weight[...]
-        return y if self.bias is None else y + self.bias[...]
+        return sow(self, "out", y if self.bias is None else y + self.bias[...])
 
 
 def norm_layer(cfg: GPTConfig, *, dtype=jnp.float32, fast: bool = False) -> LayerNorm | RMSNorm:
@@ -198,6 +216,7 @@ class CausalSelfAttention(nnx.Module):
         if self.rope_theta is not None:
             at = (jnp.arange(T) if positions is None else jnp.asarray(positions))[..., None, :]  # (B or 1, 1, T)
             q, k = rope(q, at, self.rope_theta), rope(k, at, self.rope_theta)
+        q, k, v = sow(self, "q", q), sow(self, "k", k), sow(self, "v", v)
         if cache is not None:
             if return_weights:
                 raise ValueError("attention weights are not returned on the cached path; call without cache=")
@@ -207,13 +226,16 @@ class CausalSelfAttention(nnx.Module):
             cache = (k, v)  # (B, H_kv, S, d_k): every slot so far, stale ones hidden by the mask
         k, v = repeat_kv(k, H // H_kv), repeat_kv(v, H // H_kv)  # (B, H, T or S, d_k)
         dropout_on = self.attn_dropout.rate > 0 and not self.attn_dropout.deterministic
-        if self.fast and mask is None and cache is None and not return_weights and not dropout_on:
+        plain = mask is not None or cache is not None or return_weights or dropout_on or capturing(self)
+        if self.fast and not plain:
             y, weights = kernels.causal_attention(q, k, v), None  # the kernel never forms the weights
         else:
             mask = causal_mask(T, x.dtype) if mask is None else mask
             y, weights = attention(q, k, v, mask, dropout=self.attn_dropout, return_weights=True)  # (B, H, T, d_k)
+            sow(self, "weights", weights)  # recorded only: y is already computed from them
+        y = sow(self, "z", y)  # each head's output (B, H, T, d_k)
         y = y.transpose(0, 2, 1, 3).reshape(B, T, C)  # Concat(heads)
-        y = self.resid_dropout(self.c_proj(y))  # (B, T, C)
+        y = sow(self, "out", self.resid_dropout(self.c_proj(y)))  # (B, T, C)
         if return_weights:
             return y, weights
         return y if cache is None else (y, cache)
@@ -236,9 +258,10 @@ class MLP(nnx.Module):
 
     def __call__(self, x: jax.Array) -> jax.Array:
         if self.c_gate is not None:
-            return self.dropout(self.c_proj(swiglu(self.c_gate(x), self.c_fc(x))))  # (B, T, C)
-        act = kernels.gelu if self.fast else gelu
-        return self.dropout(self.c_proj(act(self.c_fc(x))))  # (B, T, C)
+            h = swiglu(self.c_gate(x), self.c_fc(x))  # (B, T, F)
+        else:
+            h = (kernels.gelu if self.fast else gelu)(self.c_fc(x))  # (B, T, F)
+        return sow(self, "out", self.dropout(self.c_proj(sow(self, "act", h))))  # (B, T, C)
 
 
 class Block(nnx.Module):
@@ -252,8 +275,9 @@ class Block(nnx.Module):
         self.mlp = MLP(cfg, rngs=rngs, dtype=dtype, fast=fast)
 
     def __call__(self, x: jax.Array, **attn_options):
+        x = sow(self, "resid_pre", x)
         a = self.attn(self.ln_1(x), **attn_options)
         a, extra = a if isinstance(a, tuple) else (a, None)
-        x = x + a  # (B, T, C)
-        x = x + self.mlp(self.ln_2(x))
+        x = sow(self, "resid_mid", x + a)  # (B, T, C)
+        x = sow(self, "resid_post", x + self.mlp(self.ln_2(x)))
         return x if extra is None else (x, extra)

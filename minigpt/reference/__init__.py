@@ -1,5 +1,15 @@
 """minigpt.reference — the GPT in plain NumPy, written to be read like a textbook."""
 
+from minigpt.reference.dpo import (
+    dpo_loss,
+    dpo_loss_and_grads,
+    dpo_loss_backward,
+    dpo_losses,
+    dpo_margins,
+    dpo_metrics,
+    sequence_logprobs,
+    sequence_logprobs_backward,
+)
 from minigpt.reference.functional import (
     causal_mask,
     gelu,
@@ -27,9 +37,21 @@ from minigpt.reference.model import (
 )
 from minigpt.reference.model_backward import loss_and_grads, validate_grads
 from minigpt.reference.optim import AdamW, AdamWState, clip_by_global_norm, global_norm
+from minigpt.reference.sft import sft_loss, sft_loss_and_grads, sft_targets
 from minigpt.reference.train import train_numpy
 
 __all__ = [
+    "sft_targets",
+    "sft_loss_and_grads",
+    "sft_loss",
+    "sequence_logprobs_backward",
+    "sequence_logprobs",
+    "dpo_metrics",
+    "dpo_margins",
+    "dpo_losses",
+    "dpo_loss_backward",
+    "dpo_loss_and_grads",
+    "dpo_loss",
     "AdamW",
     "AdamWState",
     "attention_weights",

@@ -56,4 +56,4 @@ def repeat_kv(x: np.ndarray, n_rep: int) -> np.ndarray:
     Each key/value head is repeated n_rep times *in a row* (kv₀ kv₀ kv₁ kv₁, not kv₀ kv₁ kv₀ kv₁), the
     grouping of Llama's ``repeat_kv``; with n_rep = 1 (no grouping) it is the identity.
     """
-    return np.repeat(x, n_rep, axis=1)  # (B, H, T, d_k)
+    return x if n_rep == 1 else np.repeat(x, n_rep, axis=1)  # (B, H, T, d_k); GPT-2 needs no copy

@@ -12,12 +12,14 @@ RMSNorm for LN, SwiGLU for the MLP, n_kv_head key/value heads, and logits = LN_f
 from __future__ import annotations
 
 import math
+from collections.abc import MutableMapping
 
 import numpy as np
 
 from minigpt.config import GPTConfig
 from minigpt.params import Params, param_shapes, unflatten_params, validate_params
 from minigpt.reference.functional import log_softmax, mlp, multi_head_attention, norm
+from minigpt.reference.hooks import scoped, see
 from minigpt.validation import check_targets, check_tokens
 
 
@@ -38,19 +40,27 @@ def init_params(cfg: GPTConfig, seed: int = 0, dtype: np.dtype | type = np.float
     return unflatten_params(flat)
 
 
-def block(x: np.ndarray, p: dict, cfg: GPTConfig, *, return_weights: bool = False):
-    """One pre-norm Transformer block: x + MHA(LN₁(x)), then + MLP(LN₂(·)). (B, T, C) → (B, T, C)."""
+def block(
+    x: np.ndarray, p: dict, cfg: GPTConfig, *, return_weights: bool = False, capture: MutableMapping | None = None
+):
+    """One pre-norm Transformer block: x + MHA(LN₁(x)), then + MLP(LN₂(·)). (B, T, C) → (B, T, C).
+
+    ``capture`` (``minigpt.reference.hooks``): resid_pre, ln_1.out, attn.*, resid_mid, ln_2.out, mlp.*, resid_post.
+    """
+    x = see(capture, "resid_pre", x)
     a, weights = multi_head_attention(
-        norm(x, p["ln_1"], cfg.norm, cfg.layer_norm_eps),
+        see(capture, "ln_1.out", norm(x, p["ln_1"], cfg.norm, cfg.layer_norm_eps)),
         p["attn"],
         cfg.n_head,
         n_kv_head=cfg.n_kv_head,
         positions=np.arange(x.shape[-2]) if cfg.pos == "rope" else None,
         rope_theta=cfg.rope_theta,
         return_weights=True,
+        capture=scoped(capture, "attn."),
     )
-    x = x + a
-    x = x + mlp(norm(x, p["ln_2"], cfg.norm, cfg.layer_norm_eps), p["mlp"])
+    x = see(capture, "resid_mid", x + a)
+    h = see(capture, "ln_2.out", norm(x, p["ln_2"], cfg.norm, cfg.layer_norm_eps))
+    x = see(capture, "resid_post", x + mlp(h, p["mlp"], capture=scoped(capture, "mlp.")))
     return (x, weights) if return_weights else x
 
 
@@ -65,19 +75,25 @@ def lm_head(h: np.ndarray, params: Params, cfg: GPTConfig) -> np.ndarray:
     return h @ params["wte"]["weight"].T if cfg.tie_embeddings else h @ params["lm_head"]["weight"]  # (B, T, V)
 
 
-def hidden_states(params: Params, idx: np.ndarray, cfg: GPTConfig) -> np.ndarray:
-    """The final normalised hidden states LN_f(hᴸ), (B, T, C)."""
+def hidden_states(
+    params: Params, idx: np.ndarray, cfg: GPTConfig, *, capture: MutableMapping | None = None
+) -> np.ndarray:
+    """The final normalised hidden states LN_f(hᴸ), (B, T, C); ``capture``: block i's names as h.{i}.*, and ln_f.out."""
     x = embed(params, idx, cfg)
-    for p in params["h"]:
-        x = block(x, p, cfg)
-    return norm(x, params["ln_f"], cfg.norm, cfg.layer_norm_eps)
+    for i, p in enumerate(params["h"]):
+        x = block(x, p, cfg, capture=scoped(capture, f"h.{i}."))
+    return see(capture, "ln_f.out", norm(x, params["ln_f"], cfg.norm, cfg.layer_norm_eps))
 
 
-def forward(params: Params, idx: np.ndarray, cfg: GPTConfig) -> np.ndarray:
-    """Logits (B, T, V) for token ids idx (B, T); position t sees tokens 0..t only."""
+def forward(params: Params, idx: np.ndarray, cfg: GPTConfig, *, capture: MutableMapping | None = None) -> np.ndarray:
+    """Logits (B, T, V) for token ids idx (B, T); position t sees tokens 0..t only.
+
+    ``capture``: a dict to fill with every named activation, in forward order (``minigpt.reference.hooks``).
+    """
     check_tokens(idx, cfg)
     validate_params(params, cfg)
-    return lm_head(hidden_states(params, np.asarray(idx), cfg), params, cfg)  # (B, T, V)
+    h = hidden_states(params, np.asarray(idx), cfg, capture=capture)
+    return see(capture, "logits", lm_head(h, params, cfg))  # (B, T, V)
 
 
 def attention_weights(params: Params, idx: np.ndarray, cfg: GPTConfig) -> np.ndarray:
@@ -94,12 +110,13 @@ def attention_weights(params: Params, idx: np.ndarray, cfg: GPTConfig) -> np.nda
 
 
 def cross_entropy(logits: np.ndarray, targets: np.ndarray, ignore_index: int = -1) -> np.ndarray:
-    """Mean over kept positions of −log softmax(logits)[target]; targets == ignore_index are skipped."""
+    """L = Σ_kept −log softmax(logits)[target] / max(N, 1): the mean over the N kept positions (targets ≠
+    ignore_index), and 0 when none is kept (an SFT batch of prompts only), never 0/0 = NaN."""
     logp = log_softmax(logits, axis=-1)  # (B, T, V)
     keep = targets != ignore_index  # (B, T)
     safe = np.where(keep, targets, 0)
     nll = -np.take_along_axis(logp, safe[..., None], axis=-1)[..., 0]  # (B, T)
-    return np.sum(nll * keep) / np.sum(keep).astype(logits.dtype)
+    return np.sum(nll * keep) / np.maximum(np.sum(keep), 1).astype(logits.dtype)
 
 
 def loss(params: Params, idx: np.ndarray, targets: np.ndarray, cfg: GPTConfig, ignore_index: int = -1) -> np.ndarray:

@@ -74,13 +74,13 @@ def cross_entropy_forward(logits: np.ndarray, targets: np.ndarray, ignore_index:
 
 
 def cross_entropy_backward(dloss: np.ndarray | float, cache) -> np.ndarray:
-    """∂L/∂logits_p = (softmax(logits_p) − onehot(t_p)) · keep_p / N,  times the upstream dloss.
+    """∂L/∂logits_p = (softmax(logits_p) − onehot(t_p)) · keep_p / max(N, 1),  times the upstream dloss.
 
-    Ignored positions get exactly zero gradient. Returns dlogits, same shape as logits.
+    Ignored positions get exactly zero gradient (all of them when N = 0). Returns dlogits, same shape as logits.
     """
     logits, targets, ignore_index = cache
     keep = targets != ignore_index  # (B, T)
-    n = int(np.sum(keep))
+    n = max(int(np.sum(keep)), 1)
     onehot = np.arange(logits.shape[-1]) == np.where(keep, targets, 0)[..., None]  # (B, T, V)
     return (softmax(logits, axis=-1) - onehot) * keep[..., None] * (float(dloss) / n)
 

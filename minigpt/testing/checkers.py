@@ -31,6 +31,7 @@ from minigpt.testing.checks.llama import (
     check_rope_cached_step,
     check_swiglu,
 )
+from minigpt.testing.checks.looking_inside import check_attribute, check_logit_lens, check_patch_position
 from minigpt.testing.checks.lora import check_lora
 from minigpt.testing.checks.multi_head import check_merge_heads, check_multi_head_attention, check_split_heads
 from minigpt.testing.checks.training import check_adamw_step, check_clip_by_global_norm, check_warmup_cosine
@@ -39,6 +40,7 @@ __all__ = [
     "BACKWARD_LAYERS",
     "check_adamw_step",
     "check_attention",
+    "check_attribute",
     "check_banned_mask",
     "check_beam_step",
     "check_causal_mask",
@@ -50,10 +52,12 @@ __all__ = [
     "check_jax_layer_norm_grads",
     "check_layer_backward",
     "check_layer_norm",
+    "check_logit_lens",
     "check_lora",
     "check_loss",
     "check_merge_heads",
     "check_multi_head_attention",
+    "check_patch_position",
     "check_precision_recall",
     "check_repeat_kv",
     "check_rms_norm",

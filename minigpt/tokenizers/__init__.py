@@ -3,7 +3,8 @@
 ``CharTokenizer`` (one id per character) and ``ByteLevelBPE`` (GPT-2's byte-level BPE) share one interface:
 ``encode(text) -> list[int]``, ``decode(ids) -> str``, ``vocab_size``, ``special_tokens`` (str → id),
 ``token_to_id``, ``id_to_token``, ``eot_id``, ``add_special_tokens([...])`` and ``save(dir)``.
-``load_tokenizer(dir)`` reads back either kind.
+``load_tokenizer(dir)`` reads back either kind. ``render_chat`` / ``parse_chat`` (``chat.py``) turn a
+conversation into ids and back with the chat tokens of ``special.py``, which text can never forge.
 """
 
 from __future__ import annotations
@@ -14,19 +15,31 @@ from pathlib import Path
 
 from minigpt.tokenizers.bpe import EOT, GPT2_PATTERN, ByteLevelBPE, bytes_to_unicode, pretokenize
 from minigpt.tokenizers.char import UNK, CharTokenizer
+from minigpt.tokenizers.chat import add_chat_tokens, chat_token_ids, parse_chat, render_chat, render_chat_with_mask
+from minigpt.tokenizers.special import ASSISTANT, CHAT_TOKENS, END, SYSTEM, USER
 
 Tokenizer = CharTokenizer | ByteLevelBPE
 
 __all__ = [
+    "ASSISTANT",
+    "CHAT_TOKENS",
+    "END",
     "EOT",
+    "SYSTEM",
+    "USER",
     "GPT2_PATTERN",
     "UNK",
     "ByteLevelBPE",
     "CharTokenizer",
     "Tokenizer",
+    "add_chat_tokens",
     "bytes_to_unicode",
+    "chat_token_ids",
     "load_tokenizer",
+    "parse_chat",
     "pretokenize",
+    "render_chat",
+    "render_chat_with_mask",
 ]
 
 

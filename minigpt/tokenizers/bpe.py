@@ -32,6 +32,7 @@ from pathlib import Path
 import regex
 
 from minigpt import atomic
+from minigpt.tokenizers.special import text_matchable
 
 # GPT-2's pre-tokenisation pattern (encoder.py in openai/gpt-2), unchanged.
 GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
@@ -126,7 +127,7 @@ class ByteLevelBPE:
                 self._id_bytes[i] = bytes(UNICODE_TO_BYTE[c] for c in tok)
             else:  # a token outside the byte alphabet that is not declared special: decode it literally
                 self._id_bytes[i] = tok.encode("utf-8")
-        self._splitter = special_splitter(self._special)
+        self._splitter = special_splitter(text_matchable(self._special))
 
     # ------------------------------------------------------------------ interface shared with CharTokenizer
     @property
@@ -208,7 +209,8 @@ class ByteLevelBPE:
         return out
 
     def encode(self, text: str) -> list[int]:
-        """Ids of ``text``; special-token strings in ``text`` become their single ids."""
+        """Ids of ``text``; special-token strings in ``text`` become their single ids, except the chat tokens,
+        whose characters stay ordinary text (``minigpt.tokenizers.special``)."""
         if not isinstance(text, str):
             raise ValueError(f"encode expects a str, got {type(text).__name__}")
         try:

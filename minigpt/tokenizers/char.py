@@ -19,6 +19,7 @@ from pathlib import Path
 
 from minigpt import atomic
 from minigpt.tokenizers.bpe import EOT, special_splitter
+from minigpt.tokenizers.special import text_matchable
 
 UNK = "<unk>"
 
@@ -46,7 +47,7 @@ class CharTokenizer:
         self._itos = itos
         self._stoi = {s: i for i, s in enumerate(itos)}
         self._special = {t: self._stoi[t] for t in special}
-        self._splitter = special_splitter(self._special)
+        self._splitter = special_splitter(text_matchable(self._special))
 
     @classmethod
     def from_texts(cls, texts: Iterable[str], special_tokens: Sequence[str] = (UNK, EOT)) -> CharTokenizer:
@@ -99,7 +100,7 @@ class CharTokenizer:
                 self._special[tok] = self._stoi[tok] = len(self._itos)
                 self._itos.append(tok)
             out.append(self._special[tok])
-        self._splitter = special_splitter(self._special)
+        self._splitter = special_splitter(text_matchable(self._special))
         return out
 
     def _encode_ordinary(self, text: str, strict: bool) -> list[int]:
@@ -115,7 +116,8 @@ class CharTokenizer:
         return [stoi.get(c, unk) for c in text]
 
     def encode(self, text: str, strict: bool = False) -> list[int]:
-        """One id per character; special-token strings become their ids; unseen characters → ``<unk>``
+        """One id per character; special-token strings become their ids, except the chat tokens, whose
+        characters stay ordinary text (``minigpt.tokenizers.special``); unseen characters → ``<unk>``
         (or a ``ValueError`` with ``strict=True``)."""
         if not isinstance(text, str):
             raise ValueError(f"encode expects a str, got {type(text).__name__}")

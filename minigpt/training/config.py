@@ -17,6 +17,7 @@ from minigpt.adapters import LoraSpec, spec_from_train
 from minigpt.config import PRESETS, GPTConfig, described, field_docs
 
 COMPUTE_DTYPES = ("float32", "bfloat16")
+TASKS = ("lm", "sft", "dpo")
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,10 @@ class TrainConfig:
     init_from: str | None = described(
         "start from the weights of a run dir or Hugging Face dir (fresh optimizer, schedule, step 0)", None
     )
+    task: str = described(
+        "'lm' (next token), 'sft' (chat replies only), 'dpo' (preference pairs, from init_from)", "lm"
+    )
+    beta: float = described("DPO's β: how far the policy may move from the reference model for its reward", 0.1)
     lora_rank: int = described("LoRA rank r: train low-rank adapters on a frozen base (minigpt.adapters); 0: off", 0)
     lora_alpha: float = described("LoRA α: the adapters' update x A B is scaled by α / r", 16.0)
     lora_targets: str = described(
@@ -87,6 +92,10 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.init_from must be a directory path or None, got {self.init_from!r}")
         if self.preset not in PRESETS:
             raise ValueError(f"unknown preset {self.preset!r}; choose one of {sorted(PRESETS)}")
+        if self.task not in TASKS:
+            raise ValueError(f"TrainConfig.task must be one of {TASKS}, got {self.task!r}")
+        if isinstance(self.beta, bool) or not isinstance(self.beta, (int, float)) or not self.beta > 0:
+            raise ValueError(f"TrainConfig.beta must be a positive number, got {self.beta!r}")
         self._check_lora()
         if self.compute_dtype not in COMPUTE_DTYPES:
             raise ValueError(f"TrainConfig.compute_dtype must be one of {COMPUTE_DTYPES}, got {self.compute_dtype!r}")

@@ -49,4 +49,6 @@ def samplers(train: np.ndarray, val: np.ndarray, cfg: GPTConfig, tcfg: TrainConf
 def micro_batches(sampler: data.BatchSampler, step: int, k: int) -> tuple[np.ndarray, np.ndarray]:
     """(xs, ys), each (k, B, T): batches step·k … step·k + k − 1, so a resumed run sees the same ones."""
     batches = [sampler.batch(step * k + i) for i in range(k)]
-    return np.stack([b[0] for b in batches]), np.stack([b[1] for b in batches])
+    ys = [b[1] for b in batches]  # DPO's targets are a pair (targets, reference log-probs): stack each part
+    stacked = np.stack(ys) if isinstance(ys[0], np.ndarray) else tuple(np.stack(part) for part in zip(*ys, strict=True))
+    return np.stack([b[0] for b in batches]), stacked

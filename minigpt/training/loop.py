@@ -22,7 +22,7 @@ import numpy as np
 from minigpt import adapters
 from minigpt.config import GPTConfig
 from minigpt.params import Params
-from minigpt.training import checkpoint, hostmem, init_from, runs
+from minigpt.training import chat_inputs, checkpoint, dpo, hostmem, init_from, runs
 from minigpt.training.config import TrainConfig, pin_decay, resume_config
 from minigpt.training.inputs import load_tokens, micro_batches, samplers
 from minigpt.training.progress import Progress
@@ -59,8 +59,10 @@ def train(
     first non-finite loss or gradient; the last checkpoint is the last good state). ``callback(step, record)``
     is called after every optimizer step (for notebooks and tests).
     """
+    if tcfg.task == "dpo" and not resume and tcfg.init_from is None:
+        raise ValueError("--task dpo starts from a fine-tuned model, its reference: pass --init_from SFT_RUN")
     run_dir, ckpt_dir = Path(tcfg.out), runs.checkpoint_dir(tcfg.out)
-    train_tokens, val_tokens = load_tokens(cfg, tcfg)
+    inputs = load_tokens(cfg, tcfg) if tcfg.task == "lm" else chat_inputs.load_chat(cfg, tcfg, log)
     with _lock(run_dir):
         if resume:
             tcfg, state = _resume(cfg, tcfg, run_dir, log)
@@ -69,11 +71,19 @@ def train(
             state = State(None, None, 0, dropout_key(tcfg.seed))
             if tcfg.init_from:
                 state.params, origin = init_from.initial_params(cfg, tcfg, log)
-        steps = compiled_steps(cfg, StepSpec.of(tcfg), tcfg.mesh)
+        steps = _compiled(cfg, tcfg)
         state = _placed(steps, cfg, tcfg, state)
         runs.write_config(run_dir, cfg.to_dict(), dataclasses.asdict(tcfg))
         has_tokenizer = runs.copy_tokenizer(tcfg.data, run_dir)
-        train_batches, val_batches = samplers(train_tokens, val_tokens, cfg, tcfg)
+        if tcfg.task == "dpo":
+            train_batches, val_batches = dpo.pair_samplers(
+                steps, state, inputs, cfg, tcfg, run_dir, resume, log, chat_inputs.VAL_SEED
+            )
+        elif tcfg.task == "sft":
+            train_batches = chat_inputs.ChatSampler(inputs["train"], cfg.block_size, tcfg.batch_size, tcfg.seed)
+            val_batches = chat_inputs.ChatSampler(inputs["val"], cfg.block_size, tcfg.batch_size, chat_inputs.VAL_SEED)
+        else:
+            train_batches, val_batches = samplers(*inputs, cfg, tcfg)
         mngr = checkpoint.manager(ckpt_dir, keep=tcfg.keep_checkpoints)
         metrics = runs.MetricsLog(run_dir, state.step if resume else None)
         if not resume and tcfg.init_from:
@@ -86,6 +96,10 @@ def train(
                 checkpoint.save(mngr, state.step, tree, state.opt_state, _meta(cfg, tcfg, state, has_tokenizer))
 
         def run_eval() -> float:
+            if tcfg.task == "dpo":  # the DPO loss, reward accuracy and margin, and the log-ratios
+                record = dpo.evaluate(steps, state.params, val_batches, tcfg.eval_batches, state.lora)
+                metrics.write({"step": state.step, **record})
+                return record["val_loss"]
             val = evaluate(steps, state.params, val_batches, tcfg.eval_batches, state.lora)
             metrics.write({"step": state.step, "val_loss": val, "val_ppl": math.exp(min(val, 700.0))})
             return val
@@ -155,6 +169,13 @@ def evaluate(steps: Steps, params: Params, sampler: Any, n_batches: int, lora: P
     return total / count
 
 
+def _compiled(cfg: GPTConfig, tcfg: TrainConfig) -> Steps:
+    """The run's compiled steps: DPO's for ``--task dpo``, else the token loss's (LM and SFT alike)."""
+    if tcfg.task == "dpo":
+        return dpo.compiled_dpo_steps(cfg, StepSpec.of(tcfg), tcfg.mesh)
+    return compiled_steps(cfg, StepSpec.of(tcfg), tcfg.mesh)
+
+
 def _lock(run_dir: Path) -> contextlib.AbstractContextManager:
     # One lock per run, held by process 0: in a multi-process run every process writes the same directory.
     return runs.locked(run_dir) if jax.process_index() == 0 else contextlib.nullcontext(run_dir)
@@ -175,7 +196,7 @@ def _resume(cfg: GPTConfig, tcfg: TrainConfig, run_dir: Path, log: Callable[[str
     ckpt_dir = runs.checkpoint_dir(run_dir)
     if checkpoint.latest_step(ckpt_dir) is None:
         raise FileNotFoundError(f"--resume: no checkpoint in {ckpt_dir}; start a new run without --resume")
-    probe = compiled_steps(cfg, StepSpec.of(tcfg), tcfg.mesh)  # only its optimizer structure and shardings
+    probe = _compiled(cfg, tcfg)  # only its optimizer structure and shardings
     abstract_opt = jax.eval_shape(probe.tx.init, probe.abstract_trained)
     params, opt_state, meta = checkpoint.restore(
         ckpt_dir,

@@ -103,7 +103,7 @@ def _divisor(count: jax.Array) -> jax.Array:
     return jnp.maximum(count, 1).astype(jnp.float32)  # kept tokens; 1 when none is kept
 
 
-def _logits(params: Params, frozen: Params | None, x: jax.Array, cfg: GPTConfig, tcfg: TrainConfig, **options):
+def model_logits(params: Params, frozen: Params | None, x: jax.Array, cfg: GPTConfig, tcfg: TrainConfig, **options):
     """The model on ``params``; with LoRA, ``params`` are the adapters and ``frozen`` the base they adapt."""
     compute = jnp.bfloat16 if tcfg.compute_dtype == "bfloat16" else None
     lora = tcfg.lora
@@ -121,7 +121,7 @@ def train_step(
     """
 
     def loss_sum(params, x, y, key):
-        return nll_sum(_logits(params, frozen, x, cfg, tcfg, train=True, key=key, remat=tcfg.remat), y)
+        return nll_sum(model_logits(params, frozen, x, cfg, tcfg, train=True, key=key, remat=tcfg.remat), y)
 
     def loss_mean(params, x, y, key):
         total, count = loss_sum(params, x, y, key)
@@ -153,7 +153,7 @@ def eval_step(
     params: Params, x: jax.Array, y: jax.Array, frozen: Params | None = None, *, cfg: GPTConfig, tcfg: TrainConfig
 ) -> Any:
     """(Σ nll, n) of one (B, T) batch with dropout off (``params``/``frozen`` as in ``train_step``)."""
-    return nll_sum(_logits(params, frozen, x, cfg, tcfg), y)
+    return nll_sum(model_logits(params, frozen, x, cfg, tcfg), y)
 
 
 def single_device_mesh() -> Mesh:

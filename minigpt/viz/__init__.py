@@ -1,8 +1,11 @@
-"""Figures: attention maps and loss curves, each drawn on an explicit ``matplotlib.figure.Figure``.
+"""Figures: attention maps, loss curves and what ``minigpt.interpret`` measures, each drawn on an explicit
+``matplotlib.figure.Figure``.
 
     attention   who attends to whom, per layer and head, from either implementation, as heat maps
     loss        a run's train and validation loss curves (``minigpt plot``)
     diagrams    the lessons' teaching diagrams: decoder block, soft lookup, head split, KV cache, LoRA
+    interpret   the logit lens, logit attribution and activation patching of ``minigpt.interpret``
+                (``minigpt explain``)
 
 Nothing here switches matplotlib's global backend or touches pyplot's state.
 """

@@ -10,6 +10,7 @@
     ecommerce          08  conditional log-likelihood, zero-shot scores, precision and recall
     lora               09  the LoRA linear layer
     llama              10  RoPE, RMSNorm, SwiGLU, repeat_kv, RoPE with a KV cache
+    looking_inside     12  the logit lens, logit attribution, patching one position
 
 ``diagnosis`` is their common machinery: draw inputs, call the student's function, compare with the reference
 in float64 and name the classic mistake that a mismatch matches. ``minigpt.testing.checkers`` re-exports every

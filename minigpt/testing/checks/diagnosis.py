@@ -6,6 +6,8 @@ so that a crash reads as a sentence, and compare an output with the right one, n
 
 from __future__ import annotations
 
+import re
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -19,36 +21,58 @@ from minigpt.testing.strategies import seeds
 Mistake = tuple[str, Callable[..., Any]]  # (message, what the function returns with that mistake)
 
 
+_PRINTABLE = 400  # entries: an input array up to this size is printed in full, as code that rebuilds it
+
+
+def as_code(value: Any) -> str:
+    """``value`` as Python source a student can paste to rerun the failing example (NumPy as ``np``)."""
+    if isinstance(value, np.ndarray):
+        if value.size > _PRINTABLE:
+            return f"<an array of shape {value.shape}, too large to print>"
+        body = np.array2string(value, separator=", ", threshold=_PRINTABLE + 1, floatmode="unique", max_line_width=110)
+        body = re.sub(r"(?<![\w.])(-?)(inf|nan)\b", r"\1np.\2", body)
+        dtype = "" if value.dtype in (np.float64, np.int64, np.bool_) else f", dtype=np.{value.dtype.name}"
+        return f"np.array({body}{dtype})".replace("\n", "\n    ")
+    if isinstance(value, dict):
+        items = ",\n    ".join(f"{k!r}: {as_code(v)}".replace("\n", "\n    ") for k, v in value.items())
+        return "{\n    " + items + ",\n}" if value else "{}"
+    if isinstance(value, (list, tuple)) and any(isinstance(v, (np.ndarray, dict)) for v in value):
+        inner = ", ".join(as_code(v) for v in value)
+        return f"[{inner}]" if isinstance(value, list) else f"({inner},)"
+    if isinstance(value, float):
+        return repr(value) if np.isfinite(value) else f"float({str(value)!r})"
+    return repr(value)
+
+
 def describe(inputs: dict[str, Any]) -> str:
-    """The inputs of a failing example, small arrays written out."""
-    lines = []
-    for name, value in inputs.items():
-        if isinstance(value, np.ndarray):
-            text = f"array of shape {value.shape}"
-            if value.size <= 16:
-                text += ":\n      " + np.array2string(value, precision=4, suppress_small=True).replace("\n", "\n      ")
-            lines.append(f"  {name} = {text}")
-        elif isinstance(value, dict):
-            lines.append(f"  {name} = <parameters: {', '.join(map(str, value))}>")
-        else:
-            lines.append(f"  {name} = {value!r}")
-    return "\n".join(lines)
+    """The inputs of a failing example as assignments a student can paste and rerun (arrays written out)."""
+    return "\n".join("  " + f"{name} = {as_code(value)}".replace("\n", "\n  ") for name, value in inputs.items())
+
+
+def distinct_digits(a: float, b: float, least: int = 6) -> int:
+    """The fewest significant digits (≥ ``least``, ≤ 17) at which ``a`` and ``b`` print differently."""
+    for digits in range(least, 18):
+        if f"{a:.{digits}g}" != f"{b:.{digits}g}":
+            return digits
+    return 17
 
 
 def mismatch(got: np.ndarray, want: np.ndarray, what: str) -> str:
-    """Where the output is furthest from the right one; the right value itself only at the student's desk."""
+    """Where the output is furthest from the right one; the right value itself only at the student's desk. Both
+    are printed with as many digits as it takes to tell them apart."""
     err = np.abs(got - want)
     where = np.unravel_index(np.nanargmax(err), err.shape)
     at = tuple(int(i) for i in where)
+    n = distinct_digits(float(got[where]), float(want[where]))
     if context.current().reveal:
         return (
             f"{what}: your output differs from the reference by up to {np.nanmax(err):.3g} "
-            f"(at index {at}: yours {got[where]:.6g}, expected {want[where]:.6g})."
+            f"(at index {at}: yours {got[where]:.{n}g}, expected {want[where]:.{n}g})."
         )
     wrong = int(np.sum(~np.isclose(got, want, rtol=1e-6, atol=1e-9)))
     return (
         f"{what}: your output differs from the reference in {wrong} of {got.size} entries "
-        f"(the first at index {at}: yours {got[where]:.6g})."
+        f"(the first at index {at}: yours {got[where]:.{n}g})."
     )
 
 
@@ -126,11 +150,27 @@ def run(prop: Callable[[Any], None], strategy: st.SearchStrategy, max_examples: 
     runner()
 
 
+_DRAWN: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # example → generators drawn in it so far
+
+
+def _salt(draw: st.DrawFn) -> int:
+    """0, 1, 2, … for the successive generators of one example (the example is the object ``draw`` is bound to)."""
+    example = getattr(draw, "__self__", None)
+    if example is None:
+        return 0
+    n = _DRAWN.get(example, 0)
+    _DRAWN[example] = n + 1
+    return n
+
+
 def generator(draw: st.DrawFn) -> np.random.Generator:
     """A NumPy generator for one drawn input. When grading, the student's seed is mixed in: hypothesis shrinks
-    the drawn seed towards 0, and without it every student's smallest failing input would be the same."""
+    the drawn seed towards 0, and without it every student's smallest failing input would be the same. The
+    generator's rank in its example is mixed in too: when every drawn seed has shrunk to 0, two inputs of one
+    shape still differ (a parameter equal to its gradient would hide some mistakes behind others)."""
     graded = context.current().seed
-    return np.random.default_rng(draw(seeds()) if graded is None else [draw(seeds()), graded])
+    salt = _salt(draw)
+    return np.random.default_rng([draw(seeds()), salt] + ([] if graded is None else [graded]))
 
 
 def arrays(draw: st.DrawFn, shape: tuple[int, ...], scale: float = 1.0) -> np.ndarray:

@@ -21,10 +21,15 @@ class TinyModel:
     """``logits_fn(idx (B, T)) -> (B, T, V)`` of a random GPT (the checks' stand-in for a trained one)."""
 
     def __init__(self, vocab_size: int, seed: int):
+        self.vocab_size, self.seed = vocab_size, seed
         self.cfg = GPTConfig(vocab_size=vocab_size, block_size=12, n_layer=1, n_head=2, n_embd=8)
         params = M.init_params(self.cfg, seed=seed, dtype=np.float64)
         params["wte"]["weight"] = params["wte"]["weight"] * 40.0  # peaked predictions: mistakes show
         self.params = params
+
+    def __repr__(self) -> str:  # as code that rebuilds it, for a failing example a student reruns
+        where = "from minigpt.testing.checks.ecommerce import TinyModel"
+        return f"TinyModel({self.vocab_size}, seed={self.seed})  # {where}"
 
     def __call__(self, idx: Any) -> np.ndarray:
         return M.forward(self.params, np.asarray(idx, dtype=np.int64), self.cfg)
@@ -48,7 +53,7 @@ def check_conditional_log_likelihood(fn: Callable[..., float], max_examples: int
 
     def prop(example):
         model, ids, pos, _ = example
-        ins = {"ids": ids, "label_id": pos, "logits_fn": "a small GPT (logits_fn([[...]]) → (1, T, V))"}
+        ins = {"ids": ids, "label_id": pos, "logits_fn": model}
         got = call(fn, "conditional_log_likelihood", ins, model, list(ids), pos)
         seq = [pos, *ids]
         logp = F.log_softmax(model([seq])[0])
@@ -83,7 +88,7 @@ def check_zero_shot_score(fn: Callable[..., float], max_examples: int = 15) -> N
 
     def prop(example):
         model, ids, pos, neg = example
-        ins = {"ids": ids, "pos_id": pos, "neg_id": neg, "logits_fn": "a small GPT"}
+        ins = {"ids": ids, "pos_id": pos, "neg_id": neg, "logits_fn": model}
         got = call(fn, "zero_shot_score", ins, model, list(ids), pos, neg)
         lp, ln = model.log_likelihood([pos, *ids]), model.log_likelihood([neg, *ids])
         compare(

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from minigpt.reference import functional as F
 from minigpt.reference import llama as LL
-from minigpt.testing.checks.diagnosis import Mistake, call, compare, describe, run
+from minigpt.testing.checks.diagnosis import Mistake, call, compare, describe, generator, run
 
 __all__ = ["check_repeat_kv", "check_rms_norm", "check_rope", "check_rope_cached_step", "check_swiglu"]
 
@@ -31,8 +31,16 @@ def _diagnose(got: Any, want: np.ndarray, inputs: dict, mistakes: list[Mistake],
     compare(got, want, inputs, mistakes, what=what, rtol=tol, atol=tol)
 
 
+def _normals(draw: st.DrawFn, *shapes: tuple[int, ...]) -> list[np.ndarray]:
+    """Standard-normal arrays of these shapes, drawn in turn from ONE generator: when hypothesis shrinks its seed to
+    0 the arrays stay distinct (two seeds shrunk to the same value would make, say, W_gate = W_fc, and two
+    different mistakes would then give the same numbers)."""
+    rng = generator(draw)
+    return [rng.standard_normal(shape) for shape in shapes]
+
+
 def _normal(draw: st.DrawFn, *shape: int) -> np.ndarray:
-    return np.random.default_rng(draw(st.integers(0, 2**32 - 1))).standard_normal(shape)
+    return _normals(draw, shape)[0]
 
 
 # -- RoPE --------------------------------------------------------------------------------------------
@@ -44,6 +52,15 @@ def _rope_interleaved(x: np.ndarray, positions: np.ndarray, theta: float) -> np.
     out = np.empty_like(x)
     out[..., 0::2], out[..., 1::2] = x1 * np.cos(phi) - x2 * np.sin(phi), x2 * np.cos(phi) + x1 * np.sin(phi)
     return out
+
+
+def _rope_with(x: np.ndarray, positions: np.ndarray, theta: float, *, swap: bool = False, degrees: bool = False):
+    """Llama's RoPE with cos and sin swapped, or its angles read as degrees (two classic mistakes)."""
+    phi = LL.rope_angles(positions, x.shape[-1], theta)  # (T, d/2)
+    phi = np.deg2rad(phi) if degrees else phi
+    cos, sin = (np.sin(phi), np.cos(phi)) if swap else (np.cos(phi), np.sin(phi))
+    x1, x2 = np.split(x, 2, axis=-1)
+    return np.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
 
 
 def _rope_mistakes(x: np.ndarray, positions: np.ndarray, theta: float) -> list[Mistake]:
@@ -72,6 +89,15 @@ def _rope_mistakes(x: np.ndarray, positions: np.ndarray, theta: float) -> list[M
         ("the rotation goes the wrong way: x₁ cos φ − x₂ sin φ, then x₂ cos φ + x₁ sin φ.",
          lambda: with_freqs(-(theta ** (-2 * i / d)))),
         ("positions are off by one: the first token has position 0.", lambda: LL.rope(x, positions + 1, theta)),
+        ("cos and sin are swapped: the pair turns as x₁ cos φ − x₂ sin φ, x₂ cos φ + x₁ sin φ.",
+         lambda: _rope_with(x, positions, theta, swap=True)),
+        ("the positions you were given are ignored: the token at positions[t] turns by positions[t] · θ^(−2i/d), "
+         "not t · θ^(−2i/d) (a cached step starts past 0).",
+         lambda: LL.rope(x, np.arange(x.shape[-2]), theta)),
+        ("no token was rotated: each pair turns by the angle position · θ^(−2i/d), which is not 0 past position 0.",
+         lambda: x),
+        ("the angles were converted from degrees: position · θ^(−2i/d) is already in radians — pass it to np.cos "
+         "and np.sin as it is.", lambda: _rope_with(x, positions, theta, degrees=True)),
     ]  # fmt: skip
 
 
@@ -115,7 +141,8 @@ def check_rms_norm(fn: Callable[..., np.ndarray], max_examples: int = 40) -> Non
     @st.composite
     def inputs(draw):
         shape = (draw(st.integers(1, 3)), draw(st.integers(1, 3)), draw(st.integers(2, 8)))
-        return _normal(draw, *shape) * 2 + 1, _normal(draw, shape[-1]) + 1, draw(st.sampled_from([1e-5, 0.1, 1.0]))
+        x, g = _normals(draw, shape, (shape[-1],))
+        return x * 2 + 1, g + 1, draw(st.sampled_from([1e-5, 0.1, 1.0]))
 
     def prop(example):
         x, g, eps = example
@@ -130,6 +157,8 @@ def check_rms_norm(fn: Callable[..., np.ndarray], max_examples: int = 40) -> Non
              lambda: x / np.sqrt(np.sum(x * x, -1, keepdims=True) + eps) * g),
             ("the root is missing: divide by √(mean(x²) + ε), not mean(x²) + ε.", lambda: x / (ms + eps) * g),
             ("the gain γ (weight) was not applied.", lambda: x / np.sqrt(ms + eps)),
+            ("np.var subtracts the mean first: RMSNorm divides by √(mean(x²) + ε), the root mean square about 0, "
+             "not by the standard deviation.", lambda: x / np.sqrt(np.var(x, -1, keepdims=True) + eps) * g),
             ("normalised over the wrong axis: the mean is over the last (channel) axis.",
              lambda: x / np.sqrt(np.mean(x * x, 0) + eps) * g),
         ]  # fmt: skip
@@ -145,9 +174,10 @@ def check_swiglu(fn: Callable[..., np.ndarray], max_examples: int = 30) -> None:
     @st.composite
     def inputs(draw):
         C, Fw = draw(st.integers(1, 5)), draw(st.integers(1, 7))
-        x = _normal(draw, draw(st.integers(1, 2)), draw(st.integers(1, 3)), C)
-        shapes = {"c_gate": (C, Fw), "c_fc": (C, Fw), "c_proj": (Fw, C)}
-        return x, {name: {"weight": _normal(draw, *s)} for name, s in shapes.items()}
+        shapes = {"x": (draw(st.integers(1, 2)), draw(st.integers(1, 3)), C), "c_gate": (C, Fw), "c_fc": (C, Fw)}
+        shapes["c_proj"] = (Fw, C)
+        x, *weights = _normals(draw, *shapes.values())
+        return x, {name: {"weight": w} for name, w in zip(list(shapes)[1:], weights, strict=True)}
 
     def prop(example):
         x, p = example
@@ -160,6 +190,8 @@ def check_swiglu(fn: Callable[..., np.ndarray], max_examples: int = 30) -> None:
              lambda: (LL.silu(u) * g) @ down),
             ("you used the sigmoid σ(g) as the gate; SwiGLU uses SiLU(g) = g · σ(g).", lambda: (sig * u) @ down),
             ("you used GELU; Llama's gate is SiLU(g) = g · σ(g).", lambda: (F.gelu(g) * u) @ down),
+            ("you used ReLU; Llama's gate is SiLU(g) = g · σ(g), smooth and slightly negative below 0.",
+             lambda: (np.maximum(g, 0) * u) @ down),
             ("SiLU was applied after multiplying; it acts on the gate alone: SiLU(g) ⊙ u.",
              lambda: LL.silu(g * u) @ down),
             ("the up projection is missing: SiLU(x W_gate) must be multiplied by x W_fc.", lambda: LL.silu(g) @ down),
@@ -220,9 +252,12 @@ def check_rope_cached_step(fn: Callable[..., np.ndarray], max_examples: int = 30
         H = H_kv * draw(st.integers(1, 3))
         d, p, B = 2 * draw(st.integers(1, 2)), draw(st.integers(2, 6)), draw(st.integers(1, 2))  # p ≥ 2: 0 ≠ p − 1
         C = H * d
-        attn = {"c_attn": {"weight": _normal(draw, C, (H + 2 * H_kv) * d)}, "c_proj": {"weight": _normal(draw, C, C)}}
-        past_k, past_v = _normal(draw, B, H_kv, p, d), _normal(draw, B, H_kv, p, d)
-        return _normal(draw, B, 1, C), attn, H, H_kv, past_k, past_v, draw(st.sampled_from([10.0, 1e4]))
+        theta = draw(st.sampled_from([10.0, 1e4]))
+        w_attn, w_proj, past_k, past_v, x = _normals(
+            draw, (C, (H + 2 * H_kv) * d), (C, C), *[(B, H_kv, p, d)] * 2, (B, 1, C)
+        )
+        attn = {"c_attn": {"weight": w_attn}, "c_proj": {"weight": w_proj}}
+        return x, attn, H, H_kv, past_k, past_v, theta
 
     def prop(example):
         x, attn, H, H_kv, past_k, past_v, theta = example

@@ -4,8 +4,9 @@
 
 ``check_lora(init=..., forward=..., step=...)`` checks whichever of the three it is given, on hypothesis-drawn
 inputs in float64 against ``minigpt.reference.lora``; a mismatch raises an ``AssertionError`` naming the classic
-mistake it reproduces (missing α/r scale, B not zero-initialised, A and B swapped, a gradient reaching the
-frozen W) and the smallest failing input, like the other checkers (``minigpt.testing.checks.diagnosis``).
+mistake it reproduces (missing α/r scale, B not zero-initialised, A and B swapped, the bias dropped, the update's
+sign, a step uphill, a gradient not summed over the batch's rows, a gradient reaching the frozen W) and the
+smallest failing input, like the other checkers (``minigpt.testing.checks.diagnosis``).
 """
 
 from __future__ import annotations
@@ -77,6 +78,10 @@ def _forward_mistakes(ins: dict[str, Any]) -> list[tuple[str, Callable[[], Any]]
         ),
         ("the base layer x W + b is missing: LoRA adds its update to the frozen layer's output.",
          lambda: (alpha / r) * ((x @ A) @ B)),
+        ("the bias b was dropped: the frozen layer is x W + b, and the update is added to all of it.",
+         lambda: x @ W + (alpha / r) * ((x @ A) @ B)),
+        ("the update's sign is flipped: y = x W + b + s (x A) B — LoRA adds its update.",
+         lambda: base - (alpha / r) * ((x @ A) @ B)),
     ]  # fmt: skip
 
 
@@ -154,8 +159,30 @@ def _check_step(fn: Callable[..., Any], max_examples: int) -> None:
         if not np.array_equal(np.asarray(W), ins["W"]) or (ins["b"] is not None and not np.array_equal(b, ins["b"])):
             raise AssertionError(f"lora step: {_FROZEN}{where}")
         r = ins["A"].shape[1]
+        rows = int(np.prod(ins["x"].shape[:-1]))
+        first = {**ins, "x": ins["x"][:1], "dy": ins["dy"][:1]}
         for i, name in ((2, "A"), (3, "B")):
             mistakes = [(_NO_SCALE, lambda i=i: _sgd(ins, scale=1.0)[i])]
+            mistakes.append(
+                (
+                    f"{name} moved uphill: a step goes against the gradient, {name} − lr · ∂L/∂{name}, not + lr.",
+                    lambda i=i: _sgd({**ins, "lr": -ins["lr"]})[i],
+                )
+            )
+            mistakes.append(
+                (
+                    f"∂L/∂{name} must sum over every row of the batch (all leading axes of x, here {rows} rows); "
+                    "yours averages them.",
+                    lambda i=i: _sgd({**ins, "lr": ins["lr"] / rows})[i],
+                )
+            )
+            mistakes.append(
+                (
+                    f"∂L/∂{name} must sum over every row of the batch (all leading axes of x: flatten them, e.g. "
+                    "x.reshape(-1, d_in)); yours uses only the first batch element.",
+                    lambda i=i: _sgd(first)[i],
+                )
+            )
             mistakes.append((_WRONG_SCALE.format("r / α"), lambda i=i: _sgd(ins, scale=r / ins["alpha"])[i]))
             mistakes.append(
                 (f"{name} did not change: one step moves it by −lr · ∂L/∂{name}.", lambda name=name: ins[name])

@@ -14,23 +14,26 @@ the student's function and raises ``AssertionError`` with a diagnosis when it is
         "rows sum to one", 1, lambda f: None if abs(f(np.ones((2, 3))).sum() - 2) < 1e-9 else 0.0, hidden=True
     )
 
-``minigpt grade submission.ipynb --assignment hw1.py:hw`` then runs the submission in its own process and
-scores it. While a task is graded the other tasks' functions are replaced by their ``reference`` (when one is
-given), so one mistake costs points once, in its own task. Inputs are seeded by student id
-(``student_seed``), and a failure never shows the expected value.
+``minigpt grade submission.ipynb --assignment hw1.py:hw`` then runs the submission in a worker process and
+scores it here, in the grader: a check receives a stand-in for the student's function whose calls the worker
+answers (``minigpt.testing.grader.session``), so the inputs, the expected values, the comparison and the score
+never depend on anything the student's code can reach. While a task is graded the other tasks' functions are
+replaced, in the worker, by their ``reference`` (when one is given), so one mistake costs points once, in its own
+task. Inputs are seeded by student id (``student_seed``), and a failure never shows the expected value.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from minigpt.testing import context
-from minigpt.testing.grader import provenance
-from minigpt.testing.grader.timelimit import TimeLimitExceeded, time_limit
+from minigpt.testing.grader.session import RemoteFunction, Session, WorkerStopped
+from minigpt.testing.grader.timelimit import TimeLimitExceeded
 
 CheckFn = Callable[[Callable[..., Any]], Any]
 
@@ -107,8 +110,10 @@ def student_seed(student_id: str, assignment: str, task: str, check: str) -> int
     return int.from_bytes(digest[:4], "little")
 
 
-def _stand_in(reference: Callable[..., Any]) -> Callable[..., Any]:
-    # A wrapper defined here, so the student's code calling it is not a call into the reference.
+def stand_in(reference: Callable[..., Any]) -> Callable[..., Any]:
+    """``reference`` under a wrapper defined here (in the worker), so the student's code calling it while another
+    task is graded is not a call into the reference."""
+
     def stand_in(*args: Any, **kwargs: Any) -> Any:
         return reference(*args, **kwargs)
 
@@ -130,67 +135,78 @@ def _zero(task: Task, why: str, status: str = "failed") -> list[CheckResult]:
 def grade_task(
     assignment: Assignment,
     task: Task,
-    namespace: dict[str, Any],
+    session: Session,
     *,
     student_id: str = "",
     timeout: float = 60.0,
     timed_out: dict[str, str] | None = None,
     crashed: dict[str, str] | None = None,
+    not_own: str = "",
 ) -> list[CheckResult]:
-    """Score ``task`` on the function ``namespace[task.function]``. ``timed_out`` maps a function name to why
-    the cell defining it was stopped (the task then scores 0); ``crashed`` to why it raised (said when the
-    function is missing)."""
-    fn = namespace.get(task.function)
+    """Score ``task`` on the student's function in ``session``'s worker. Runs in the grader: the checks draw the
+    inputs, compute the expected values and judge here; the worker only answers calls. ``timed_out`` maps a
+    function name to why the cell defining it was stopped (the task then scores 0); ``crashed`` to why it raised
+    (said when the function is missing); ``not_own``: why the grader's own look at the source refuses it."""
     if timed_out and task.function in timed_out:
         return _zero(task, timed_out[task.function], "timeout")
-    if fn is None:
+    try:
+        seen = session.request({"op": "task", "function": task.function}, timeout)
+    except WorkerStopped as e:
+        return _zero(task, f"not graded: {e}.", "not-run")
+    if seen.get("defined") is not True:
         why = f"your submission does not define `{task.function}`; write a function of that name."
         if crashed and task.function in crashed:
             why = f"`{task.function}` is not defined: {crashed[task.function]}"
         return _zero(task, why)
-    others = {t.function: t.reference for t in assignment.tasks if t is not task and t.reference is not None}
-    why = provenance.not_own_code(task.function, fn)
-    uses = [] if why else provenance.static_uses(fn, allow=assignment.allow, skip=others)
-    if why or uses:
-        why = why or (
-            f"`{task.function}` uses {', '.join(uses)}; this task asks you to implement it yourself, "
+    own, uses = seen.get("own"), seen.get("uses")
+    if not (own is None or isinstance(own, str)) or not isinstance(uses, list):
+        return _zero(task, "the grading process gave no readable answer about your function, so it scores 0.")
+    if uses:
+        own = own or (
+            f"`{task.function}` uses {', '.join(map(str, uses))}; this task asks you to implement it yourself, "
             "without minigpt's own implementation — so it scores 0."
         )
-        return _zero(task, why)
-    saved = {name: namespace[name] for name in others if name in namespace}
-    namespace.update({name: _stand_in(ref) for name, ref in others.items()})
-    results = []
-    try:
-        for check in task.checks:
-            if results and results[-1].status == "timeout":
-                why = "not run: an earlier check of this task did not finish in time."
-                results.append(CheckResult(task.name, check.name, 0.0, check.points, why, check.hidden, "not-run"))
-                continue
-            results.append(_run_check(assignment, task, check, fn, student_id, timeout))
-    finally:
-        namespace.update(saved)
+    if own or not_own:
+        return _zero(task, own or not_own)
+    results: list[CheckResult] = []
+    for check in task.checks:
+        if results and results[-1].status in ("timeout", "not-run"):
+            why = (
+                "not run: an earlier check of this task did not finish in time."
+                if results[-1].status == "timeout"
+                else results[-1].output
+            )
+            results.append(CheckResult(task.name, check.name, 0.0, check.points, why, check.hidden, "not-run"))
+            continue
+        results.append(_run_check(assignment, task, check, session, student_id, timeout))
     return results
 
 
 def _run_check(
-    assignment: Assignment, task: Task, check: Check, fn: Callable, student_id: str, timeout: float
+    assignment: Assignment, task: Task, check: Check, session: Session, student_id: str, timeout: float
 ) -> CheckResult:
     seed = student_seed(student_id, assignment.name, task.name, check.name)
 
     def result(fraction: float, output: str, status: str) -> CheckResult:
         return CheckResult(task.name, check.name, fraction * check.points, check.points, output, check.hidden, status)
 
+    session.suspicious.clear()
+    fn = RemoteFunction(session, task.function, time.monotonic() + timeout)
     try:
-        with context.grading(seed), provenance.watch_calls(allow=assignment.allow) as calls, time_limit(timeout):
+        with context.grading(seed):
             fraction = _fraction(check.run(fn))
     except TimeLimitExceeded:
         return result(0.0, f"your function did not return within {timeout:g} s (an endless loop?).", "timeout")
+    except WorkerStopped as e:
+        return result(0.0, f"not graded: {e}.", "not-run")
     except AssertionError as e:
         return result(0.0, str(e) or "the check failed.", "failed")
     except Exception as e:  # noqa: BLE001 - a check that cannot run on this submission fails, readably
         return result(0.0, f"{task.function}: your function raised {type(e).__name__}: {e}", "failed")
-    if calls:
-        used = ", ".join(sorted(set(calls)))
+    if session.stopped:
+        return result(0.0, f"not graded: {session.stopped}.", "not-run")
+    if session.suspicious:
+        used = ", ".join(sorted(set(session.suspicious)))
         why = f"`{task.function}` called {used}; this task asks you to implement it yourself — so it scores 0."
         return result(0.0, why, "failed")
     if fraction == 1.0:

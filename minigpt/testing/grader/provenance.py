@@ -4,8 +4,14 @@ its name at run time does not get past both:
 - statically, the code objects of the function (and of the submission's helpers it refers to) are searched
   for names bound to ``minigpt.reference``, the JAX model, decoding, the apps — anything of minigpt that
   computes what a task asks for;
-- dynamically, while the checks call the function, a profile hook records every call made *from
-  submission code* into one of those modules.
+- dynamically, while the grader calls the function, a profile hook (in every thread) records every call into one
+  of those modules made from code outside the minigpt package: the submission's own code, code it built with
+  ``eval``/``exec``, a thread or pool it started. The hook reports whether it was still in place at the end, so
+  code that removes it is seen as such.
+
+Both run in the worker, beside the student's code, so their verdict is only evidence: the grader gives no
+points unless the worker answers, and it also looks at the submission's source itself
+(``minigpt.testing.grader.static``).
 
 The allowed part of minigpt is its plumbing: configs, the parameter layout, input checks, tokenizers and
 ``minigpt.testing`` itself (whose helpers the checks hand to the student, e.g. a model's logits function).
@@ -15,6 +21,7 @@ from __future__ import annotations
 
 import inspect
 import sys
+import threading
 import types
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -23,6 +30,8 @@ from typing import Any
 
 SUBMISSION = "<submission"  # every code object compiled from a submission has a filename starting so
 ALLOWED = ("minigpt.config", "minigpt.params", "minigpt.validation", "minigpt.tokenizers", "minigpt.testing")
+# inside minigpt.testing, what computes answers: the checkers' own formulas and the assignments' references
+NOT_ALLOWED = ("minigpt.testing.checks", "minigpt.testing.checkers", "minigpt.testing.assignments")
 _PACKAGE_DIR = Path(__file__).resolve().parents[2]  # minigpt/, from minigpt/testing/grader/provenance.py
 
 
@@ -36,6 +45,8 @@ def forbidden_module(name: str, allow: Iterable[str] = ()) -> bool:
         return False
     if name == "minigpt":
         return False
+    if any(name == n or name.startswith(n + ".") for n in NOT_ALLOWED):
+        return True
     return not any(name == a or name.startswith(a + ".") for a in (*ALLOWED, *allow))
 
 
@@ -123,12 +134,20 @@ def static_uses(fn: Callable, *, allow: Iterable[str] = (), skip: Iterable[str] 
     return sorted(set(found))
 
 
+class Calls(list):
+    """The forbidden calls a watch saw (``module.function``); ``intact``: its hook was still installed at the end."""
+
+    intact: bool = True
+
+
 @contextmanager
-def watch_calls(*, allow: Iterable[str] = ()) -> Iterator[list[str]]:
-    """Record (as ``module.function``) each call from submission code into a forbidden minigpt module."""
+def watch_calls(*, allow: Iterable[str] = ()) -> Iterator[Calls]:
+    """Record (as ``module.function``) each call into a forbidden minigpt module from code outside minigpt, in this
+    thread and in every thread started inside the block."""
     allow = tuple(allow)
-    hits: list[str] = []
+    hits = Calls()
     verdict: dict[str, str | None] = {}
+    outside: dict[str, bool] = {}
 
     def forbidden_file(filename: str) -> str | None:
         if filename not in verdict:
@@ -136,17 +155,26 @@ def watch_calls(*, allow: Iterable[str] = ()) -> Iterator[list[str]]:
             verdict[filename] = module if module is not None and forbidden_module(module, allow) else None
         return verdict[filename]
 
+    def foreign(filename: str) -> bool:
+        # minigpt's own code may call the reference (a stand-in for another task does); anything else may not
+        if filename not in outside:
+            outside[filename] = module_of_file(filename) is None
+        return outside[filename]
+
     def hook(frame, event, arg):
         if event != "call":
             return
         module = forbidden_file(frame.f_code.co_filename)
         caller = frame.f_back
-        if module is not None and caller is not None and is_submission_code(caller.f_code.co_filename):
+        if module is not None and (caller is None or foreign(caller.f_code.co_filename)):
             hits.append(f"{module}.{frame.f_code.co_name}")
 
-    previous = sys.getprofile()
+    previous, previous_threads = sys.getprofile(), threading.getprofile()
     sys.setprofile(hook)
+    threading.setprofile(hook)
     try:
         yield hits
     finally:
+        hits.intact = sys.getprofile() is hook and threading.getprofile() is hook
         sys.setprofile(previous)
+        threading.setprofile(previous_threads)

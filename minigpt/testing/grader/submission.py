@@ -52,12 +52,31 @@ def _only_self_checks(tree: ast.Module) -> bool:
     )
 
 
+def _check_cells(path: Path, cells: object) -> None:
+    """Refuse, in one line, a notebook whose cells are not what Jupyter writes (``{"cells": 5}``, ``[5]``, …)."""
+
+    def bad(what: str) -> SubmissionError:
+        return SubmissionError(f"{path} is not a readable Jupyter notebook ({what}); save it from Jupyter again")
+
+    if not isinstance(cells, list):
+        raise bad(f'"cells" is a {type(cells).__name__}, not a list of cells')
+    for i, cell in enumerate(cells):
+        if not isinstance(cell, dict):
+            raise bad(f"cell {i} is a {type(cell).__name__}, not an object")
+        source, metadata = cell.get("source", ""), cell.get("metadata", {})
+        if not (isinstance(source, str) or (isinstance(source, list) and all(isinstance(x, str) for x in source))):
+            raise bad(f"the source of cell {i} is neither text nor a list of lines")
+        if not isinstance(metadata, dict) or not isinstance(metadata.get("tags", []), list):
+            raise bad(f"the metadata of cell {i} is not an object with a list of tags")
+
+
 def _notebook_units(path: Path) -> list[Unit]:
     try:
         nb = json.loads(path.read_text(encoding="utf-8"))
         cells = nb["cells"]
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as e:
         raise SubmissionError(f"{path} is not a readable Jupyter notebook ({e}); save it from Jupyter again") from e
+    _check_cells(path, cells)
     units = []
     for i, cell in enumerate(cells):
         if cell.get("cell_type") != "code" or CHECK_TAG in cell.get("metadata", {}).get("tags", []):
@@ -116,6 +135,8 @@ def assignment_hint(path: str | Path) -> str | None:
         try:
             meta = json.loads(path.read_text(encoding="utf-8")).get("metadata", {})
         except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+            return None
+        if not isinstance(meta, dict):
             return None
         name = meta.get("minigpt", {}).get("assignment") if isinstance(meta.get("minigpt"), dict) else None
         if isinstance(name, str):
