@@ -3,6 +3,7 @@
 
     attention   who attends to whom, per layer and head, from either implementation, as heat maps
     loss        a run's train and validation loss curves (``minigpt plot``)
+    diagrams    the lessons' teaching diagrams: decoder block, soft lookup, head split, KV cache, LoRA
     interpret   the logit lens, logit attribution and activation patching of ``minigpt.interpret``
                 (``minigpt explain``)
 

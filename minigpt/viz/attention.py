@@ -104,8 +104,8 @@ def plot_attention(
         if titles is not None:
             ax.set_title(titles[i], fontproperties=props)
         if tokens is not None:
-            ax.set_xticks(range(T), tokens, fontproperties=props, fontsize=8)
-            ax.set_yticks(range(T), tokens, fontproperties=props, fontsize=8)
+            ax.set_xticks(range(T), tokens, fontproperties=props, fontsize=9)
+            ax.set_yticks(range(T), tokens, fontproperties=props, fontsize=9)
         ax.set_xlabel("key s (attended to)")
         ax.set_ylabel("query t")
     fig.colorbar(im, ax=axes, shrink=0.8, label="weight")
