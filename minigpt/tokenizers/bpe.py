@@ -10,9 +10,9 @@ Three steps turn text into ids:
 3. **Merge.** Repeatedly merge the adjacent pair with the lowest *rank* (the order in which training
    learned the merges): ``w = (.., a, b, ..) → (.., ab, ..)``, until no adjacent pair has a rank.
 
-Training learns the merges greedily: start from the 256 byte symbols; at each step count every adjacent
-pair over the corpus, ``count(a, b) = Σ_words freq(word) · #occurrences of (a, b) in word``, merge the
-most frequent pair (ties → the pair with the smallest ids), until ``vocab_size`` tokens exist.
+Training (``minigpt.tokenizers.bpe_train``) learns the merges greedily: start from the 256 byte symbols; at each
+step count every adjacent pair over the corpus, ``count(a, b) = Σ_words freq(word) · #occurrences of (a, b) in
+word``, merge the most frequent pair (ties → the pair with the smallest ids), until ``vocab_size`` tokens exist.
 
 Files are GPT-2's: ``vocab.json`` (token string → id) and ``merges.txt`` (``#version: 0.2`` then one
 ``left right`` pair per line, in rank order), so files written by OpenAI's GPT-2 or by Hugging Face
@@ -21,10 +21,9 @@ Files are GPT-2's: ``vocab.json`` (token string → id) and ``merges.txt`` (``#v
 
 from __future__ import annotations
 
-import heapq
 import json
 import os
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from itertools import pairwise
 from pathlib import Path
@@ -32,6 +31,7 @@ from pathlib import Path
 import regex
 
 from minigpt import atomic
+from minigpt.tokenizers.bpe_train import learn_merges
 from minigpt.tokenizers.special import text_matchable
 
 # GPT-2's pre-tokenisation pattern (encoder.py in openai/gpt-2), unchanged.
@@ -284,39 +284,7 @@ class ByteLevelBPE:
         words = [[byte_ids[b] for b in w.encode("utf-8")] for w in word_freq]
         freqs = list(word_freq.values())
 
-        pair_count: defaultdict[tuple[int, int], int] = defaultdict(int)
-        where: defaultdict[tuple[int, int], set[int]] = defaultdict(set)  # pair → words that (may) contain it
-        for wi, (w, f) in enumerate(zip(words, freqs, strict=True)):
-            for p in pairwise(w):
-                pair_count[p] += f
-                where[p].add(wi)
-        heap = [(-c, p) for p, c in pair_count.items()]  # max count first, then smallest pair
-        heapq.heapify(heap)
-
-        merges: list[tuple[str, str]] = []
-        while len(id_to_tok) < vocab_size and heap:
-            neg, pair = heapq.heappop(heap)
-            count = pair_count.get(pair, 0)
-            if -neg != count:  # stale entry: re-queue with the current count
-                if count > 0:
-                    heapq.heappush(heap, (-count, pair))
-                continue
-            if count < max(min_frequency, 1):
-                break
-            a, b = pair
-            merged = id_to_tok[a] + id_to_tok[b]
-            new = tok_to_id.get(merged)
-            if new is None:
-                new = tok_to_id[merged] = len(id_to_tok)
-                id_to_tok.append(merged)
-            merges.append((id_to_tok[a], id_to_tok[b]))
-            grown: set[tuple[int, int]] = set()
-            for wi in where.pop(pair):
-                _merge_word(words[wi], a, b, new, freqs[wi], wi, pair_count, where, grown)
-            del pair_count[pair]
-            for p in grown:
-                if pair_count[p] > 0:
-                    heapq.heappush(heap, (-pair_count[p], p))
+        merges = learn_merges(words, freqs, id_to_tok, tok_to_id, vocab_size, min_frequency)
         return cls(tok_to_id, merges, special_tokens)
 
     # ------------------------------------------------------------------ files
@@ -388,42 +356,3 @@ class ByteLevelBPE:
 
     def __repr__(self) -> str:
         return f"ByteLevelBPE(vocab_size={self.vocab_size}, merges={len(self.merges)}, special={list(self._special)})"
-
-
-def _merge_word(
-    w: list[int],
-    a: int,
-    b: int,
-    new: int,
-    freq: int,
-    wi: int,
-    pair_count: defaultdict[tuple[int, int], int],
-    where: defaultdict[tuple[int, int], set[int]],
-    grown: set[tuple[int, int]],
-) -> None:
-    """Merge every ``(a, b)`` in word ``w`` left to right, in place, updating the neighbouring pair counts.
-
-    ``x a b y → x ab y`` removes pairs ``(x, a)``, ``(b, y)`` and adds ``(x, ab)``, ``(ab, y)``, each weighted
-    by the word's frequency. Pairs that grew are collected in ``grown`` so the caller re-queues them once.
-    """
-    i = 0
-    while True:
-        try:
-            i = w.index(a, i)
-        except ValueError:
-            return
-        if i + 1 < len(w) and w[i + 1] == b:
-            if i > 0:
-                x = w[i - 1]
-                pair_count[x, a] -= freq
-                pair_count[x, new] += freq
-                where[x, new].add(wi)
-                grown.add((x, new))
-            if i + 2 < len(w):
-                y = w[i + 2]
-                pair_count[b, y] -= freq
-                pair_count[new, y] += freq
-                where[new, y].add(wi)
-                grown.add((new, y))
-            w[i : i + 2] = [new]
-        i += 1
