@@ -14,6 +14,7 @@ def test_demo_prepares_trains_samples_and_resumes(tmp_path, monkeypatch, capsys)
     assert "char tokenizer, vocab_size" in out
     assert "done at step 3" in out
     assert out.count("这款手机的性能非常好，") >= 5  # greedy, three samples, beam
+    assert "\n\n\n" not in out  # a continuation stops at its review's end without printing the line break
     beam = out.split("banning '好'")[1]
     assert "好" not in beam.replace("这款手机的性能非常好，", "")
     assert (tmp_path / "runs/baby/loss.png").is_file()

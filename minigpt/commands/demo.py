@@ -100,9 +100,10 @@ def continue_stage(out: str, prompt: str, new_tokens: int, ban: str) -> None:
         print(f"\n-- {title}:", flush=True)
         print(prompt, end="", flush=True)
         for piece in stream_text(params, tokenizer, prompt, cfg, stop_tokens=[newline], **settings, **common):
-            print(piece, end="", flush=True)
+            print(piece.split("\n", 1)[0], end="", flush=True)  # the review's end: not the line break itself
         print()
     print(f"\n-- beam search, 4 beams, banning {ban!r}:", flush=True)
     beams = beam_search_text(params, tokenizer, prompt, cfg, bans=[ban], num_beams=4, stop_tokens=[newline], **common)
     for text, score in beams:
-        print(f"[{score:.4f}] {prompt}{text}")
+        review = text.rstrip("\n")  # a finished beam ends with the line break it stopped at
+        print(f"[{score:.4f}] {prompt}{review}")
