@@ -14,25 +14,19 @@ from minigpt import hub
 from minigpt.commands.verify import main as verify_main
 from minigpt.interpret import activation_names, capture, compare_layers
 from minigpt.interpret.hf import load_transformers, transformers_capture, verify_against
+from tests.test_hub_llama import GRID as LLAMA_GRID
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
-# (class, config): GPT-2 (one with a non-default ε); Llama with GQA and MQA; Qwen2 (q/k/v biases), other θ and ε.
+# (class, config): GPT-2 (one with a non-default ε), then the Llama and Qwen2 models test_hub_llama round-trips.
 MODELS = [
     ("GPT2", dict(n_layer=3, n_head=4, n_embd=32, vocab_size=97, n_positions=40, layer_norm_epsilon=1e-3)),
     (
         "GPT2",
         dict(n_layer=1, n_head=2, n_embd=16, vocab_size=30, n_positions=32, n_inner=64),
     ),
-    ("Llama", dict(num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, hidden_size=24,
-                   intermediate_size=40, vocab_size=53, max_position_embeddings=32, rms_norm_eps=1e-5)),
-    ("Llama", dict(num_hidden_layers=1, num_attention_heads=3, num_key_value_heads=1, hidden_size=18,
-                   intermediate_size=7, vocab_size=97, max_position_embeddings=24, tie_word_embeddings=True,
-                   rope_parameters={"rope_type": "default", "rope_theta": 500.0})),
-    ("Qwen2", dict(num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1, hidden_size=16,
-                   intermediate_size=30, vocab_size=41, max_position_embeddings=20, rms_norm_eps=1e-6,
-                   rope_parameters={"rope_type": "default", "rope_theta": 1e6})),
+    *LLAMA_GRID,  # Llama with GQA and MQA, Qwen2 (q/k/v biases), other θ and ε: test_hub_llama's models
 ]  # fmt: skip
 
 
