@@ -223,9 +223,45 @@ PLANTED = {
         ],
     ],
 }
-# lessons 09 and 10 (LoRA, Llama), graded since their exercises got an assignment
+# lessons 09, 10 and 11 (LoRA, Llama, SFT and DPO), graded since their exercises got an assignment
 PLANTED.update(
     {
+        "11_from_model_to_assistant": [
+            [
+                (
+                    "sft_targets",
+                    "def sft_targets(ids, mask, ignore_index):\n"
+                    "    return ids[:, :-1], np.where(mask[:, :-1], ids[:, 1:], ignore_index)",
+                    "the mask is off by one",
+                ),
+                (
+                    "dpo_loss",
+                    "def dpo_loss(pc, pr, rc, rr, beta):\n"
+                    "    return float(np.mean(np.logaddexp(0.0, beta * ((pc - rc) - (pr - rr)))))",
+                    "the sign is flipped",
+                ),
+            ],
+            [
+                (
+                    "sft_loss",
+                    "def sft_loss(logits, targets, ignore_index):\n"
+                    "    z = logits - logits.max(-1, keepdims=True)\n"
+                    "    logp = z - np.log(np.exp(z).sum(-1, keepdims=True))\n"
+                    "    keep = targets != ignore_index\n"
+                    "    picked = np.take_along_axis(logp, np.where(keep, targets, 0)[..., None], axis=-1)[..., 0]\n"
+                    "    return float(-(picked * keep).sum() / keep.sum())",
+                    "0/0",
+                ),
+                (
+                    "dpo_grads",
+                    "def dpo_grads(pc, pr, rc, rr, beta):\n"
+                    "    def loss(pc, pr, rc, rr):\n"
+                    "        return jnp.mean(jnp.logaddexp(0.0, -beta * ((pc - rc) - (pr - rr))))\n\n"
+                    "    return jax.grad(loss, argnums=(0, 1, 2, 3))(pc, pr, rc, rr)",
+                    "π_ref is not frozen",
+                ),
+            ],
+        ],
         "09_transfer_learning": [
             [
                 (

@@ -9,6 +9,13 @@ shrink the input to the smallest one that still fails. The ``AssertionError`` sa
 by matching the student's output against a zoo of known mistakes, and shows that smallest input.
 """
 
+from minigpt.testing.checks.assistant import (
+    check_dpo_grads,
+    check_dpo_loss,
+    check_sequence_logprobs,
+    check_sft_loss,
+    check_sft_targets,
+)
 from minigpt.testing.checks.attention import check_attention, check_causal_mask, check_softmax
 from minigpt.testing.checks.backprop import BACKWARD_LAYERS, check_layer_backward
 from minigpt.testing.checks.decoding import check_banned_mask, check_beam_step, check_top_k_filter, check_top_p_filter
@@ -46,6 +53,8 @@ __all__ = [
     "check_causal_mask",
     "check_clip_by_global_norm",
     "check_conditional_log_likelihood",
+    "check_dpo_grads",
+    "check_dpo_loss",
     "check_gpt_forward",
     "check_jax_gelu",
     "check_jax_layer_norm",
@@ -64,6 +73,9 @@ __all__ = [
     "check_rope",
     "check_rope_cached_step",
     "check_sequence_log_likelihood",
+    "check_sequence_logprobs",
+    "check_sft_loss",
+    "check_sft_targets",
     "check_softmax",
     "check_split_heads",
     "check_swiglu",

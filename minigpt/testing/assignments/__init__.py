@@ -24,6 +24,7 @@ ASSIGNMENTS: dict[str, str] = {
     "08_ecommerce_applications": "minigpt.testing.assignments.ecommerce",
     "09_transfer_learning": "minigpt.testing.assignments.lora",
     "10_gpt2_to_llama": "minigpt.testing.assignments.llama",
+    "11_from_model_to_assistant": "minigpt.testing.assignments.assistant",
     "12_looking_inside": "minigpt.testing.assignments.looking_inside",
 }
 # Exercises are named after their lesson; the names they had before still grade (``--assignment 09_lora``).

@@ -10,6 +10,8 @@
     ecommerce          08  conditional log-likelihood, zero-shot scores, precision and recall
     lora               09  the LoRA linear layer
     llama              10  RoPE, RMSNorm, SwiGLU, repeat_kv, RoPE with a KV cache
+    assistant          11  SFT targets and the masked SFT loss, a reply's log-probability (``preference``: the
+                           DPO loss, and its gradient by ``jax.grad`` with the reference frozen)
     looking_inside     12  the logit lens, logit attribution, patching one position
 
 ``diagnosis`` is their common machinery: draw inputs, call the student's function, compare with the reference
