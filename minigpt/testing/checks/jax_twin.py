@@ -29,7 +29,7 @@ def _is_tracer_error(e: Exception) -> bool:
     return "Tracer" in name or "Concretization" in name or "tracer" in str(e)[:200]
 
 
-def _traceable(fn: Callable, what: str, *example: Any, static_argnums: tuple[int, ...] = ()) -> Callable:
+def traceable(fn: Callable, what: str, *example: Any, static_argnums: tuple[int, ...] = ()) -> Callable:
     """``jax.jit(fn)`` returning NumPy, after one traced call that turns a tracer error into a diagnosis. A function
     that runs in another process (the grader's ``RemoteFunction``) is compiled there, through its ``under_jit``."""
     import jax  # JAX: the checkers of lessons 01-04 share a module with these and need none
@@ -55,7 +55,7 @@ def check_jax_gelu(fn: Callable[[Any], Any], max_examples: int = 20) -> None:
     import jax  # JAX: the checkers of lessons 01-04 share a module with these and need none
 
     with jax.enable_x64(True):
-        jitted = _traceable(fn, "gelu", np.zeros((2, 3)))
+        jitted = traceable(fn, "gelu", np.zeros((2, 3)))
 
         @st.composite
         def inputs(draw):
@@ -95,7 +95,7 @@ def check_jax_layer_norm(fn: Callable[..., Any], max_examples: int = 20) -> None
 
     with jax.enable_x64(True):
         example = (np.ones((1, 2, 3)), np.ones(3), np.zeros(3), 1e-5)
-        check_layer_norm(_traceable(fn, "layer_norm", *example, static_argnums=(3,)), max_examples)
+        check_layer_norm(traceable(fn, "layer_norm", *example, static_argnums=(3,)), max_examples)
 
 
 def check_jax_layer_norm_grads(fn: Callable[..., Any], max_examples: int = 15) -> None:
@@ -106,5 +106,5 @@ def check_jax_layer_norm_grads(fn: Callable[..., Any], max_examples: int = 15) -
 
     with jax.enable_x64(True):
         example = (np.ones((1, 2, 3)), np.arange(6.0).reshape(1, 2, 3), np.ones(3), np.zeros(3), 1e-5)
-        jitted = _traceable(fn, "layer_norm grads", *example, static_argnums=(4,))
+        jitted = traceable(fn, "layer_norm grads", *example, static_argnums=(4,))
         check_layer_backward(jitted, "layer_norm", max_examples)

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from minigpt.reference import dpo as D
 from minigpt.testing.checks.diagnosis import call, compare, describe, generator, run
-from minigpt.testing.checks.jax_twin import _traceable
+from minigpt.testing.checks.jax_twin import traceable
 
 
 @st.composite
@@ -84,7 +84,7 @@ def check_dpo_grads(fn: Callable[..., Any], max_examples: int = 15) -> None:
 
     with jax.enable_x64(True):
         example = (np.zeros(2), np.zeros(2), np.zeros(2), np.zeros(2), 0.5)
-        jitted = _traceable(fn, "dpo_grads", *example, static_argnums=(4,))
+        jitted = traceable(fn, "dpo_grads", *example, static_argnums=(4,))
 
         def prop(example):
             pc, pr, rc, rr, beta = example
